@@ -1,0 +1,1 @@
+"""Encoders that implement the harness protocol: MetaEmbed, single-vector and ColBERT-style models."""

@@ -1,0 +1,230 @@
+"""Command line: `python -m harness run | list | report table`. A thin layer over the Python API.
+
+Exit codes: 0 success, 2 usage error (unknown name, bad budget or flag), 1 failure at run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+from harness.config import DEFAULT_MODELS, DEFAULT_OUTPUT, DEFAULT_TASKS
+from harness.errors import HarnessError, UsageError
+
+log = logging.getLogger("harness")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness",
+        description="Evaluate multimodal late-interaction retrievers under token budgets.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress details and full tracebacks"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="evaluate models on tasks at token budgets")
+    run.add_argument(
+        "--model",
+        "--models",
+        dest="models",
+        default=None,
+        help=f"comma list of registry names or package.module:factory (default: {','.join(DEFAULT_MODELS)})",
+    )
+    run.add_argument(
+        "--tasks",
+        default=None,
+        help=f"comma list of tasks, groups or package.module:attr (default: {','.join(DEFAULT_TASKS)})",
+    )
+    run.add_argument(
+        "--budgets",
+        default=None,
+        help="comma list such as 1x1,2x4,16x64 or allxall; 'all' (default) = each model's own budgets",
+    )
+    run.add_argument("--model-args", default="", help="k=v,k2=v2 passed to each model's factory")
+    run.add_argument(
+        "--data-dir",
+        default=None,
+        help="offline dataset snapshots in the hub layout (default: $HARNESS_DATA_DIR)",
+    )
+    run.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"results directory (default: {DEFAULT_OUTPUT})"
+    )
+    run.add_argument(
+        "--cache-dir",
+        default=None,
+        help="embedding cache (default: $HARNESS_CACHE_DIR or ~/.cache/harness)",
+    )
+    run.add_argument("--no-cache", action="store_true", help="keep no embeddings on disk")
+    run.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        help="evaluate only the first N queries of each task (smoke tests)",
+    )
+    run.add_argument("--batch-size", type=_positive_int, default=32)
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument(
+        "--overwrite", action="store_true", help="recompute results that already exist"
+    )
+    run.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=100,
+        help="candidates kept per query on shared corpora",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    lst = sub.add_parser("list", help="list tasks, groups or models")
+    lst.add_argument("what", choices=["tasks", "groups", "models"])
+
+    report = sub.add_parser("report", help="tables from result files")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    table = rsub.add_parser("table", help="leaderboard table")
+    table.add_argument(
+        "--results", default=DEFAULT_OUTPUT, help=f"results directory (default: {DEFAULT_OUTPUT})"
+    )
+    table.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
+    table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    return parser
+
+
+def _cmd_list(what: str) -> int:
+    from harness.registry import GROUPS, MODELS, group_members, task_specs
+
+    if what == "models":
+        rows = [
+            [e.name, e.family, e.backbone, "+".join(e.modalities), e.budgets, e.description]
+            for e in MODELS.values()
+        ]
+        header = ["name", "family", "backbone", "modalities", "budgets", "description"]
+    elif what == "groups":
+        specs = task_specs()
+        rows = [
+            [g.name, str(len(group_members(g.name, specs))), g.description] for g in GROUPS.values()
+        ]
+        header = ["group", "tasks", "description"]
+    else:
+        specs = task_specs()
+        rows = [
+            [
+                s.name,
+                s.benchmark,
+                s.category or "",
+                s.split or "",
+                s.kind,
+                s.main_metric,
+                s.dataset.path,
+                s.dataset.revision or "",
+            ]
+            for s in specs.values()
+        ]
+        header = [
+            "task",
+            "benchmark",
+            "category",
+            "split",
+            "kind",
+            "main metric",
+            "dataset",
+            "revision",
+        ]
+        if not rows:
+            print("no tasks are installed in this version; see `python -m harness list groups`")
+            return 0
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import RunConfig
+    from harness.evaluation import run
+    from harness.registry import parse_model_args, split_names
+    from harness.report import leaderboard, render
+
+    config = RunConfig(
+        models=split_names(args.models) if args.models else list(DEFAULT_MODELS),
+        tasks=split_names(args.tasks) if args.tasks else list(DEFAULT_TASKS),
+        budgets=split_names(args.budgets) if args.budgets else None,
+        model_args=parse_model_args(args.model_args),
+        output=args.output,
+        cache_dir=args.cache_dir,
+        no_cache=args.no_cache,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        device=args.device,
+        overwrite=args.overwrite,
+        top_k=args.top_k,
+        progress=not args.no_progress,
+    )
+    if args.data_dir is not None:
+        config.data_dir = args.data_dir
+    records = run(config)
+    header, rows = leaderboard(records)
+    print(render(header, rows, "md"), end="")
+    print(f"results in {config.output}/")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import leaderboard, render
+    from harness.results import iter_results
+
+    records = [record for _, record in iter_results(args.results)]
+    if not records:
+        raise HarnessError(
+            f"no result files under {args.results!r}; run `python -m harness run` first or pass --results DIR"
+        )
+    text = render(*leaderboard(records), args.format)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "list":
+            return _cmd_list(args.what)
+        if args.command == "run":
+            return _cmd_run(args)
+        return _cmd_report(args)
+    except HarnessError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished shards and results are kept; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+__all__ = ["main", "UsageError"]

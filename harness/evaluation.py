@@ -1,0 +1,453 @@
+"""The evaluation loop: encode unique items once, score every budget, write one result per task."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from harness import __version__
+from harness.budgets import Budget, parse_budgets
+from harness.cache import EmbeddingCache, EncodeStats, check_writable, default_cache_dir
+from harness.config import RunConfig
+from harness.cost import budget_cost
+from harness.errors import HarnessError, UsageError
+from harness.metrics import (
+    DEFAULT_CUTOFFS,
+    evaluate_run,
+    precision_at_1_official,
+    precision_at_1_strict,
+)
+from harness.multivectors import MultiVectors, check_embeddings
+from harness.protocol import Encoder, Item, ModelCard
+from harness.registry import get_model, get_tasks, split_names
+from harness.results import environment, git_sha, now, read_result, result_path, write_json_atomic
+from harness.scoring import score_candidate_lists, score_corpus
+from harness.task import TaskData, TaskSpec
+
+log = logging.getLogger(__name__)
+
+LIST_CUTOFFS: tuple[int, ...] = (1, 5, 10)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def resolve_budgets(card: ModelCard, requested: Sequence[Budget] | None) -> list[Budget]:
+    """The budgets to evaluate for one model, checked against what it can provide."""
+    budgets = list(card.budgets) if requested is None else list(requested)
+    valid = ", ".join(b.label for b in card.budgets)
+    for budget in budgets:
+        for role in ("query", "candidate"):
+            side, most = budget.side(role), card.max_vectors(role)
+            if side is not None and most is not None and side > most:
+                raise UsageError(
+                    f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
+                    f"provides {most}; valid budgets for it: {valid}"
+                )
+        if not card.nested and budget not in card.budgets:
+            raise UsageError(
+                f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
+            )
+    return sorted(budgets, key=Budget.sort_key)
+
+
+def _unique(items: Sequence[Item]) -> tuple[list[Item], torch.Tensor]:
+    """Items with distinct content, in first-seen order, and each input's row among them."""
+    rows: dict[str, int] = {}
+    unique: list[Item] = []
+    inverse = []
+    for item in items:
+        key = item.content_hash
+        if key not in rows:
+            rows[key] = len(unique)
+            unique.append(item)
+        inverse.append(rows[key])
+    return unique, torch.tensor(inverse, dtype=torch.long)
+
+
+@dataclass
+class _Encoded:
+    queries: MultiVectors
+    candidates: MultiVectors
+
+
+@dataclass
+class _Timing:
+    query: EncodeStats = field(default_factory=EncodeStats)
+    candidate: EncodeStats = field(default_factory=EncodeStats)
+
+
+class TaskRun:
+    """One (model, task) evaluation: load, encode through the cache, score, write."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        spec: TaskSpec,
+        budgets: list[Budget],
+        config: RunConfig,
+        cache: EmbeddingCache,
+    ):
+        self.encoder, self.spec, self.budgets, self.config, self.cache = (
+            encoder,
+            spec,
+            budgets,
+            config,
+            cache,
+        )
+        self.card = encoder.card
+        self.device = config.resolved_device()
+        self.show = config.progress and _rank() == 0
+        self.timing = _Timing()
+
+    # ------------------------------------------------------------ encoding
+    def _encode(self, items: list[Item], role: str, num_vectors: int | None) -> MultiVectors:
+        stats = self.timing.query if role == "query" else self.timing.candidate
+        label = f"{self.card.name} | {self.spec.name} | encode {role}s" + (
+            f" @{num_vectors}" if num_vectors else ""
+        )
+        with tqdm(total=len(items), desc=label, disable=not self.show, leave=False) as bar:
+            mv = self.cache.encode(
+                self.encoder,
+                items,
+                role=role,
+                batch_size=self.config.batch_size,
+                num_vectors=num_vectors,
+                progress=bar,
+                stats=stats,
+            )
+        check_embeddings(mv, [i.id for i in items], model=self.card.name, role=role)
+        return mv
+
+    def _encoded(self, data: _Prepared, budget: Budget | None) -> _Encoded:
+        """Embeddings of the unique items for one encoding pass.
+
+        `budget` is None for nested models, where one pass serves every budget.
+        """
+        nq = None if budget is None else budget.query
+        nc = None if budget is None else budget.candidate
+        return _Encoded(
+            self._encode(data.unique_queries, "query", nq),
+            self._encode(data.unique_candidates, "candidate", nc),
+        )
+
+    # ------------------------------------------------------------ scoring
+    def _score_budget(
+        self, data: _Prepared, enc: _Encoded, budget: Budget, slice_budget: Budget | None
+    ) -> dict[str, Any]:
+        # Scoring runs on unique items, so items with equal content get bit-identical scores
+        # and their tie order is exactly the documented one.
+        spec, cfg = self.spec, self.config
+        device = self.device if self.device != "cpu" else None
+        began = time.perf_counter()
+        if spec.kind == "corpus":
+            k = min(cfg.top_k, len(data.candidates))
+            scores, rows = score_corpus(
+                enc.queries,
+                enc.candidates,
+                slice_budget,
+                k=min(k, len(enc.candidates)),
+                block_bytes=cfg.block_bytes,
+                device=device,
+            )
+            elapsed = time.perf_counter() - began
+            ranked = [
+                _expand(s, r, data.members, k)
+                for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
+            ]
+            cids = [c.id for c in data.candidates]
+            run = {
+                q.id: {cids[c]: score for score, c in ranked[u]}
+                for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
+            }
+            metrics = evaluate_run(run, data.qrels, [c for c in DEFAULT_CUTOFFS if c <= max(1, k)])
+            scored = float(len(data.candidates))
+        else:
+            lists = score_candidate_lists(
+                enc.queries.select(data.query_rows),
+                enc.candidates,
+                data.list_rows,
+                slice_budget,
+                block_bytes=cfg.block_bytes,
+                device=device,
+            )
+            elapsed = time.perf_counter() - began
+            rows = [row.tolist() for row in lists]
+            run = {}
+            for q, row, cids in zip(data.queries, rows, data.list_ids, strict=True):
+                entry: dict[str, float] = {}
+                for cid, score in zip(cids, row, strict=True):
+                    entry[cid] = max(score, entry.get(cid, float("-inf")))
+                run[q.id] = entry
+            metrics = evaluate_run(run, data.qrels, LIST_CUTOFFS)
+            metrics["precision_at_1"] = sum(map(precision_at_1_official, rows)) / len(rows)
+            metrics["precision_at_1_strict"] = sum(map(precision_at_1_strict, rows)) / len(rows)
+            scored = sum(len(r) for r in rows) / len(rows)
+        if spec.main_metric not in metrics:
+            raise HarnessError(
+                f"task {spec.name!r} names main metric {spec.main_metric!r}, which its evaluator does not compute "
+                f"(it computes {', '.join(sorted(metrics))})"
+            )
+        cost = budget_cost(
+            enc.queries.lengths[data.query_rows],
+            enc.candidates.lengths[data.candidate_rows],
+            None if slice_budget is None else slice_budget.query,
+            None if slice_budget is None else slice_budget.candidate,
+            enc.queries.dim,
+            self.card.dtype,
+        )
+        cost["scoring_ms_per_query"] = 1000.0 * elapsed / max(1, len(data.queries))
+        cost["n_candidates_scored"] = scored
+        return {
+            "label": budget.label,
+            "query": budget.query,
+            "candidate": budget.candidate,
+            "main_score": metrics[spec.main_metric],
+            "metrics": dict(sorted(metrics.items())),
+            "cost": cost,
+        }
+
+    def run(self, budgets: list[Budget]) -> list[dict[str, Any]]:
+        data = _prepare(self.spec, self.spec.load(self.config.data_dir).limit(self.config.limit))
+        self.data = data
+        out = []
+        if self.card.nested:
+            enc = self._encoded(data, None)
+            for budget in tqdm(
+                budgets,
+                desc=f"{self.card.name} | {self.spec.name} | score",
+                disable=not self.show,
+                leave=False,
+            ):
+                out.append(self._score_budget(data, enc, budget, budget))
+        else:
+            for budget in tqdm(
+                budgets,
+                desc=f"{self.card.name} | {self.spec.name} | encode+score",
+                disable=not self.show,
+                leave=False,
+            ):
+                enc = self._encoded(data, budget)
+                out.append(self._score_budget(data, enc, budget, None))
+        return out
+
+    def record(self, budget_rows: list[dict[str, Any]]) -> dict[str, Any]:
+        card, data, t = self.card, self.data, self.timing
+        encoded = t.query.encoded + t.candidate.encoded
+        seconds = t.query.seconds + t.candidate.seconds
+        task = self.spec.metadata()
+        version = task.pop("version")
+        task.update(n_queries=len(data.queries), n_candidates=len(data.candidates), version=version)
+        task["notes"] = list(data.notes)
+        return {
+            "schema_version": 1,
+            "harness_version": __version__,
+            "git_sha": git_sha(),
+            "created_at": now(),
+            "model": {
+                "name": card.name,
+                "family": card.family,
+                "backbone": card.backbone,
+                "revision": card.revision,
+                "n_params": card.n_params,
+                "dim": card.dim,
+                "args": card.args,
+            },
+            "task": task,
+            "budgets": budget_rows,
+            "encode": {
+                "queries_seconds": t.query.seconds,
+                "candidates_seconds": t.candidate.seconds,
+                "items_per_second": encoded / seconds if encoded and seconds > 0 else None,
+                "device": self.device,
+                "dtype": card.dtype,
+                "batch_size": self.config.batch_size,
+                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+                "items_encoded": encoded,
+                "items_from_cache": t.query.cached + t.candidate.cached,
+            },
+            "environment": environment(),
+            "config": self.config.to_dict(),
+        }
+
+
+@dataclass
+class _Prepared:
+    queries: list[Item]
+    candidates: list[Item]  # ordered by id descending, so index order is trec_eval's tie order
+    qrels: dict[str, dict[str, int]]
+    notes: list[str]
+    unique_queries: list[Item]
+    unique_candidates: list[Item]  # first-seen order: row order follows the lowest member index
+    query_rows: torch.Tensor  # row of each query among unique_queries
+    candidate_rows: torch.Tensor  # row of each candidate among unique_candidates
+    members: list[list[int]]  # candidate indices of each unique candidate row, ascending
+    list_rows: list[list[int]] | None = None  # candidates tasks: each list as unique rows
+    list_ids: list[list[str]] | None = None
+
+
+def _expand(
+    scores: list[float], rows: list[int], members: list[list[int]], k: int
+) -> list[tuple[float, int]]:
+    """Top unique rows -> top-k candidates, ties by candidate index.
+
+    The k best rows always hold the k best candidates: every row ranked ahead of a candidate's
+    own row contributes a candidate ranked ahead of it.
+    """
+    expanded = [(score, c) for score, row in zip(scores, rows, strict=True) for c in members[row]]
+    expanded.sort(key=lambda x: (-x[0], x[1]))
+    return expanded[:k]
+
+
+def _prepare(spec: TaskSpec, data: TaskData) -> _Prepared:
+    candidates = sorted(data.candidates, key=lambda c: c.id, reverse=True)
+    unique_q, q_rows = _unique(data.queries)
+    unique_c, c_rows = _unique(candidates)
+    members: list[list[int]] = [[] for _ in unique_c]
+    for index, row in enumerate(c_rows.tolist()):
+        members[row].append(index)
+    prepared = _Prepared(
+        queries=data.queries,
+        candidates=candidates,
+        qrels=data.qrels,
+        notes=data.notes,
+        unique_queries=unique_q,
+        unique_candidates=unique_c,
+        query_rows=q_rows,
+        candidate_rows=c_rows,
+        members=members,
+    )
+    if spec.kind == "candidates":
+        position = {c.id: row for c, row in zip(candidates, c_rows.tolist(), strict=True)}
+        prepared.list_ids = [list(data.candidate_lists[q.id]) for q in data.queries]
+        prepared.list_rows = [[position[c] for c in ids] for ids in prepared.list_ids]
+    return prepared
+
+
+def _compatible(
+    stored: dict[str, Any], record_model_args: dict[str, Any], spec: TaskSpec, config: RunConfig
+) -> str | None:
+    """Why a stored result cannot be extended by this run, or None when it can."""
+    if stored.get("model", {}).get("args") != record_model_args:
+        return f"model args {stored.get('model', {}).get('args')} differ from {record_model_args}"
+    if stored.get("task", {}).get("dataset") != spec.metadata()["dataset"]:
+        return "the dataset revision differs"
+    if stored.get("config", {}).get("limit") != config.limit:
+        return f"--limit {stored.get('config', {}).get('limit')} differs from {config.limit}"
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    return (
+        value
+        if value is None or isinstance(value, str | int | float | bool | list | dict)
+        else str(value)
+    )
+
+
+def run(
+    config: RunConfig,
+    models: Sequence[str | Encoder] | None = None,
+    tasks: Sequence[str | TaskSpec] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every model on every task; returns the result records (also written to disk)."""
+    models = list(models) if models is not None else split_names(config.models)
+    specs = get_tasks(tasks if tasks is not None else config.tasks)
+    requested = parse_budgets(config.budgets)
+    if config.limit is not None and config.limit < 1:
+        raise UsageError(f"--limit must be a positive number of queries, got {config.limit}")
+    if config.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, got {config.batch_size}")
+    if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got {config.device!r}")
+    if config.resolved_device().startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            "--device cuda was asked for but torch sees no GPU; use --device cpu or auto"
+        )
+    output = check_writable(config.output, "output")
+    cache_root = (
+        None
+        if config.no_cache
+        else check_writable(config.cache_dir or default_cache_dir(), "cache dir")
+    )
+    cache = EmbeddingCache(cache_root, shard_size=config.shard_size)
+    config.models = [m if isinstance(m, str) else m.card.name for m in models]
+    config.tasks = [s.name for s in specs]
+    config.model_args = {k: _jsonable(v) for k, v in config.model_args.items()}
+
+    records = []
+    for model in models:
+        encoder = (
+            model
+            if not isinstance(model, str)
+            else get_model(model, config.model_args, device=config.resolved_device())
+        )
+        budgets = resolve_budgets(encoder.card, requested)
+        for spec in specs:
+            records.append(_run_task(encoder, spec, budgets, config, cache, output))
+    return records
+
+
+def _run_task(
+    encoder: Encoder,
+    spec: TaskSpec,
+    budgets: list[Budget],
+    config: RunConfig,
+    cache: EmbeddingCache,
+    output: Path,
+) -> dict[str, Any]:
+    card = encoder.card
+    path = result_path(output, card.name, spec.name)
+    stored = None
+    if path.exists() and not config.overwrite:
+        stored = read_result(path)
+        why = _compatible(stored, card.args, spec, config)
+        if why is not None:
+            raise UsageError(
+                f"{path} holds a result from another setting ({why}); pass --overwrite to replace it "
+                f"or --output to write elsewhere"
+            )
+        done = {b["label"] for b in stored["budgets"]}
+        missing = [b for b in budgets if b.label not in done]
+        if not missing:
+            log.info("%s: finished result found, skipped (use --overwrite to recompute)", path)
+            return stored
+        budgets = missing
+    task_run = TaskRun(encoder, spec, budgets, config, cache)
+    rows = task_run.run(budgets)
+    record = task_run.record(rows)
+    if stored is not None:
+        kept = [b for b in stored["budgets"] if b["label"] not in {r["label"] for r in rows}]
+        merged = kept + rows
+        record["budgets"] = sorted(
+            merged, key=lambda b: Budget(b["query"], b["candidate"]).sort_key()
+        )
+    write_json_atomic(path, record)
+    log.info("wrote %s", path)
+    return record
+
+
+def evaluate(
+    model: str | Encoder | Sequence[str | Encoder],
+    tasks: str | TaskSpec | Sequence[str | TaskSpec],
+    budgets: str | Sequence[str | Budget] | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Python API: `harness.evaluate("test-hash", "mini", budgets="1x1,16x64", output="out")`."""
+    models = [model] if isinstance(model, str) or not isinstance(model, Sequence) else list(model)
+    task_list = [tasks] if isinstance(tasks, str | TaskSpec) else list(tasks)
+    if budgets is not None and not isinstance(budgets, str):
+        budgets = [b.label if isinstance(b, Budget) else str(b) for b in budgets]
+    elif isinstance(budgets, str):
+        budgets = [b.strip() for b in budgets.split(",") if b.strip()]
+    config = RunConfig(models=[], tasks=[], budgets=budgets, **options)
+    return run(config, models=models, tasks=task_list)

@@ -1,0 +1,253 @@
+"""Lazy registries of models, tasks and task groups.
+
+Entries are "module:attr" strings plus static metadata, so listing never imports torch,
+transformers or a model's own dependencies. Users may also pass `package.module:attr` for
+an encoder factory or a task spec of their own, with no registration.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import UsageError
+from harness.task import TaskSpec
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    target: str  # "module:factory"; the factory takes model args as keywords
+    family: str
+    backbone: str
+    modalities: tuple[str, ...]
+    budgets: str  # as listed to users, e.g. "1x1,2x4,4x8,8x16,16x64"
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelEntry] = {
+    e.name: e
+    for e in [
+        ModelEntry(
+            name="test-hash",
+            target="harness.testing:HashEncoder",
+            family="test",
+            backbone="none (vectors seeded from item content)",
+            modalities=("text", "image"),
+            budgets="1x1,2x4,4x8,8x16,16x64",
+            description="TEST ONLY: deterministic nested encoder for tests and smoke runs; its scores mean nothing.",
+        ),
+    ]
+}
+
+# Modules whose TASKS attribute lists TaskSpecs. They hold data only and import nothing heavy.
+TASK_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    description: str
+    member: Callable[[TaskSpec], bool]
+
+
+GROUPS: dict[str, Group] = {
+    g.name: g
+    for g in [
+        Group("vidore", "ViDoRe v1, v2 and v3", lambda t: t.benchmark.startswith("vidore")),
+        Group("vidore-v1", "ViDoRe v1 (nDCG@5)", lambda t: t.benchmark == "vidore-v1"),
+        Group("vidore-v2", "ViDoRe v2 (nDCG@5)", lambda t: t.benchmark == "vidore-v2"),
+        Group("vidore-v3", "ViDoRe v3 (nDCG@10)", lambda t: t.benchmark == "vidore-v3"),
+        Group("mmeb", "MMEB, 36 subsets (precision@1)", lambda t: t.benchmark == "mmeb"),
+        Group(
+            "mmeb-classification",
+            "MMEB classification (10)",
+            lambda t: t.benchmark == "mmeb" and t.category == "classification",
+        ),
+        Group("mmeb-vqa", "MMEB VQA (10)", lambda t: t.benchmark == "mmeb" and t.category == "vqa"),
+        Group(
+            "mmeb-retrieval",
+            "MMEB retrieval (12)",
+            lambda t: t.benchmark == "mmeb" and t.category == "retrieval",
+        ),
+        Group(
+            "mmeb-grounding",
+            "MMEB visual grounding (4)",
+            lambda t: t.benchmark == "mmeb" and t.category == "grounding",
+        ),
+        Group(
+            "mmeb-ind",
+            "MMEB in-distribution (20)",
+            lambda t: t.benchmark == "mmeb" and t.split == "IND",
+        ),
+        Group(
+            "mmeb-ood",
+            "MMEB out-of-distribution (16)",
+            lambda t: t.benchmark == "mmeb" and t.split == "OOD",
+        ),
+        Group(
+            "mini", "offline mini benchmark (the default suite)", lambda t: t.benchmark == "mini"
+        ),
+    ]
+}
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def import_target(target: str) -> Any:
+    """Resolve "package.module:attr" (attr may be dotted)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise UsageError(f"{target!r} is not of the form package.module:attr")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"cannot import {module_name!r} for {target!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise UsageError(f"{module_name!r} has no attribute {attr!r}") from exc
+    return obj
+
+
+def split_names(spec: str | Sequence[Any] | None) -> list[Any]:
+    """Comma lists (in strings or list elements) flattened in order; non-strings kept as they are."""
+    if spec is None:
+        return []
+    out: list[Any] = []
+    for part in [spec] if isinstance(spec, str) else list(spec):
+        if isinstance(part, str):
+            out.extend(p.strip() for p in part.split(",") if p.strip())
+        else:
+            out.append(part)
+    return out
+
+
+# ---------------------------------------------------------------- tasks
+
+
+def task_specs() -> dict[str, TaskSpec]:
+    """Every registered task spec, by name (imports only the light task-spec modules)."""
+    specs: dict[str, TaskSpec] = {}
+    for module in TASK_MODULES:
+        for spec in importlib.import_module(module).TASKS:
+            if spec.name in specs:
+                raise RuntimeError(f"task {spec.name!r} is registered twice")
+            specs[spec.name] = spec
+    return specs
+
+
+def group_members(name: str, specs: dict[str, TaskSpec] | None = None) -> list[TaskSpec]:
+    specs = task_specs() if specs is None else specs
+    group = GROUPS[name]
+    return [s for s in specs.values() if group.member(s) or name in s.groups]
+
+
+def get_tasks(names: str | Sequence[str | TaskSpec]) -> list[TaskSpec]:
+    """Resolve task names, group names and `module:attr` specs into TaskSpecs, in order."""
+    specs = task_specs()
+    out: list[TaskSpec] = []
+    for name in split_names(names):
+        if isinstance(name, TaskSpec):
+            found = [name]
+        elif name in specs:
+            found = [specs[name]]
+        elif name in GROUPS:
+            found = group_members(name, specs)
+            if not found:
+                raise UsageError(
+                    f"task group {name!r} has no tasks installed in this version; "
+                    f"`python -m harness list tasks` shows the tasks there are"
+                )
+        elif ":" in name:
+            obj = import_target(name)
+            obj = obj() if callable(obj) and not isinstance(obj, TaskSpec) else obj
+            found = [obj] if isinstance(obj, TaskSpec) else list(obj)
+            if not all(isinstance(s, TaskSpec) for s in found):
+                raise UsageError(f"{name!r} is neither a TaskSpec nor a list of them")
+        else:
+            raise UsageError(f"unknown task or group {name!r}{_suggest(name, [*specs, *GROUPS])}")
+        for spec in found:
+            if spec.name not in [s.name for s in out]:
+                out.append(spec)
+    if not out:
+        raise UsageError("no tasks given: name tasks or groups, e.g. --tasks mini")
+    return out
+
+
+# ---------------------------------------------------------------- models
+
+
+def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: str | None = None):
+    """Instantiate an encoder from a registry name or a `package.module:factory` target."""
+    model_args = dict(model_args or {})
+    if name in MODELS:
+        entry = MODELS[name]
+        factory = import_target(entry.target)
+        model_args = {**entry.defaults, **model_args}
+    elif ":" in name:
+        factory = import_target(name)
+    else:
+        raise UsageError(
+            f"unknown model {name!r}{_suggest(name, MODELS)}; `python -m harness list models` lists them"
+        )
+    kwargs = dict(model_args)
+    if device is not None and _accepts(factory, "device"):
+        kwargs["device"] = device
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:
+        raise UsageError(f"model {name!r} rejected --model-args {model_args}: {exc}") from exc
+    from harness.protocol import Encoder
+
+    if not isinstance(model, Encoder):
+        raise UsageError(f"{name!r} did not return an encoder (an object with .card and .encode)")
+    return model
+
+
+def _accepts(factory: Callable[..., Any], keyword: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+    )
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """`k=v,k2=v2` with ints, floats, true/false and none recognised."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"malformed --model-args entry {part!r}: write key=value,key2=value2")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _parse_value(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

@@ -1,0 +1,119 @@
+"""Tables derived from result files (never a second source of truth)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from harness.budgets import Budget
+
+MISSING = "-"
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "_": r"\_",
+    "#": r"\#",
+    "$": r"\$",
+}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+FORMATS = ("md", "csv", "html", "latex")
+
+
+def _budget_key(row: dict[str, Any]) -> tuple[float, float]:
+    return Budget(row["query"], row["candidate"]).sort_key()
+
+
+def leaderboard(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Rows `model @ budget`; a column per task (main score x100), the mean, and cost columns.
+
+    The mean is over the tasks a row has; when a row lacks some task its mean is marked with
+    the coverage, e.g. `61.20 (3/4)`, so an incomplete average is never mistaken for a full one.
+    """
+    records = list(records)
+    tasks = sorted({r["task"]["name"] for r in records})
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    order: list[tuple[str, str, tuple[float, float]]] = []
+    for record in records:
+        model = record["model"]["name"]
+        for row in record["budgets"]:
+            key = (model, row["label"])
+            if key not in cells:
+                cells[key] = {}
+                order.append((model, row["label"], _budget_key(row)))
+            cells[key][record["task"]["name"]] = row
+    order.sort(key=lambda x: (x[0], x[2]))
+    header = [
+        "model @ budget",
+        *tasks,
+        "mean",
+        "vectors/cand",
+        "bytes/cand",
+        "FLOPs/pair",
+        "ms/query",
+    ]
+    rows = []
+    for model, label, _ in order:
+        found = cells[(model, label)]
+        scores = [100.0 * found[t]["main_score"] for t in tasks if t in found]
+        mean = sum(scores) / len(scores)
+        mean_cell = (
+            f"{mean:.2f}"
+            if len(scores) == len(tasks)
+            else f"{mean:.2f} ({len(scores)}/{len(tasks)})"
+        )
+        costs = [row["cost"] for row in found.values()]
+
+        def avg(field: str, costs: list[dict[str, Any]] = costs) -> float:
+            return sum(c[field] for c in costs) / len(costs)
+
+        rows.append(
+            [
+                f"{model} @ {label}",
+                *[
+                    f"{100.0 * found[t]['main_score']:.2f}" if t in found else MISSING
+                    for t in tasks
+                ],
+                mean_cell,
+                f"{avg('vectors_per_candidate'):.1f}",
+                f"{avg('index_bytes_per_candidate'):,.0f}",
+                f"{avg('scoring_flops_per_pair'):.3g}",
+                f"{avg('scoring_ms_per_query'):.3f}",
+            ]
+        )
+    return header, rows
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "md") -> str:
+    if fmt == "md":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if fmt == "html":
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows
+        )
+        return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+    if fmt == "latex":
+        lines = [r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule"]
+        lines.append(" & ".join(_latex(h) for h in header) + r" \\")
+        lines.append(r"\midrule")
+        lines += [" & ".join(_latex(c) for c in r) + r" \\" for r in rows]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,169 @@
+"""The result file (schema_version 1): one JSON per (model, task), written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+TOP_LEVEL_FIELDS = (
+    "schema_version",
+    "harness_version",
+    "git_sha",
+    "created_at",
+    "model",
+    "task",
+    "budgets",
+    "encode",
+    "environment",
+    "config",
+)
+MODEL_FIELDS = ("name", "family", "backbone", "revision", "n_params", "dim", "args")
+TASK_FIELDS = (
+    "name",
+    "benchmark",
+    "category",
+    "split",
+    "dataset",
+    "main_metric",
+    "n_queries",
+    "n_candidates",
+    "version",
+)
+BUDGET_FIELDS = ("label", "query", "candidate", "main_score", "metrics", "cost")
+COST_FIELDS = (
+    "vectors_per_query",
+    "vectors_per_candidate",
+    "index_bytes_per_candidate",
+    "scoring_flops_per_pair",
+    "scoring_ms_per_query",
+    "n_candidates_scored",
+)
+ENCODE_FIELDS = (
+    "queries_seconds",
+    "candidates_seconds",
+    "items_per_second",
+    "device",
+    "dtype",
+    "batch_size",
+    "world_size",
+)
+ENVIRONMENT_FIELDS = ("python", "torch", "transformers", "platform", "cpu", "gpu")
+
+
+def safe_name(name: str) -> str:
+    """A model or task name as a single path component."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "__", name).strip(".") or "_"
+
+
+def result_path(output: str | os.PathLike, model_name: str, task_name: str) -> Path:
+    return Path(output) / safe_name(model_name) / f"{safe_name(task_name)}.json"
+
+
+def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=False, allow_nan=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_result(path: str | os.PathLike) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def iter_results(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every schema-1 result file under `root`, in path order (other JSON files are ignored)."""
+    for path in sorted(Path(root).rglob("*.json")):
+        try:
+            record = read_result(path)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if (
+            isinstance(record, dict)
+            and record.get("schema_version") == SCHEMA_VERSION
+            and "budgets" in record
+        ):
+            yield path, record
+
+
+@functools.lru_cache(maxsize=1)
+def git_sha() -> str | None:
+    """The harness checkout's commit, when it runs from one."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def environment() -> dict[str, Any]:
+    gpu = None
+    torch_version = _version("torch")
+    if "torch" in sys.modules:
+        import torch
+
+        torch_version = torch.__version__
+        if torch.cuda.is_available():
+            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    return {
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "transformers": _version("transformers"),
+        "platform": platform.platform(),
+        "cpu": _cpu(),
+        "gpu": gpu,
+    }
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,195 @@
+"""Masked, blocked late-interaction scoring (MaxSim) under a token budget.
+
+s(q, c) = sum over the first r_q query vectors of the max over the first r_c candidate vectors
+of the dot product: a plain sum with no length normalisation, as in the MetaEmbed paper.
+Padded candidate vectors are set to -inf before the max, so they can never win it (zero would
+win whenever every real similarity is negative); padded query vectors add nothing.
+Single-vector models are the T = 1 case of the same code.
+
+Memory is bounded by `block_bytes`, the size of one similarity block [B * n, M * s]; no
+[Nq, Nc, n, s] tensor is ever built. Ties are broken by candidate index (lower first), the
+same whatever the block sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from harness.budgets import Budget
+from harness.config import DEFAULT_BLOCK_BYTES
+from harness.multivectors import MultiVectors
+
+DEFAULT_QUERY_BLOCK = 256
+
+
+def maxsim(
+    q_vectors: torch.Tensor,
+    q_lengths: torch.Tensor,
+    c_vectors: torch.Tensor,
+    c_lengths: torch.Tensor,
+    compute_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Dense MaxSim of B queries [B, n, D] against M candidates [M, s, D] -> float32 [B, M]."""
+    b, n, d = q_vectors.shape
+    m, s, _ = c_vectors.shape
+    sim = (
+        q_vectors.reshape(b * n, d).to(compute_dtype)
+        @ c_vectors.reshape(m * s, d).to(compute_dtype).T
+    )
+    sim = sim.view(b * n, m, s)
+    if bool((c_lengths < s).any()):
+        c_mask = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[:, None]
+        sim.masked_fill_(~c_mask.unsqueeze(0), float("-inf"))
+    best = sim.amax(dim=2).view(b, n, m)
+    if bool((q_lengths < n).any()):
+        q_mask = torch.arange(n, device=q_lengths.device)[None, :] < q_lengths[:, None]
+        best = best.masked_fill(~q_mask.unsqueeze(-1), 0.0)
+    return best.float().sum(dim=1)
+
+
+def _sides(
+    queries: MultiVectors, candidates: MultiVectors, budget: Budget | None
+) -> tuple[int, int]:
+    rq = (
+        queries.max_len
+        if budget is None or budget.query is None
+        else min(budget.query, queries.max_len)
+    )
+    rc = (
+        candidates.max_len
+        if budget is None or budget.candidate is None
+        else min(budget.candidate, candidates.max_len)
+    )
+    return rq, rc
+
+
+def _block_sizes(
+    n_queries: int, n_candidates: int, rq: int, rc: int, query_block: int, block_bytes: int
+) -> tuple[int, int]:
+    """(queries, candidates) per block so that the [B*n, M*s] float32 block fits block_bytes."""
+    budget_elems = max(1, block_bytes // 4)
+    pair = rq * rc
+    b = max(1, min(n_queries, query_block, budget_elems // pair))
+    m = max(1, min(n_candidates, budget_elems // (b * pair)))
+    return b, m
+
+
+def _block(mv: MultiVectors, start: int, stop: int, r: int, device: torch.device | None):
+    vectors = mv.vectors[start:stop, :r]
+    lengths = mv.lengths[start:stop].clamp(max=r)
+    if device is not None:
+        vectors, lengths = vectors.to(device), lengths.to(device)
+    return vectors, lengths
+
+
+def score_corpus(
+    queries: MultiVectors,
+    corpus: MultiVectors,
+    budget: Budget | None = None,
+    *,
+    k: int = 100,
+    query_block: int = DEFAULT_QUERY_BLOCK,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: torch.device | str | None = None,
+    compute_dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k candidates of a shared corpus for every query.
+
+    Returns (scores, indices), each [Nq, min(k, Nc)], best first; ties go to the lower
+    candidate index. Candidate blocks stream past a running top-k per query.
+    """
+    device = torch.device(device) if device is not None else None
+    nq, nc = len(queries), len(corpus)
+    k = min(k, nc)
+    rq, rc = _sides(queries, corpus, budget)
+    b, m = _block_sizes(nq, nc, rq, rc, query_block, block_bytes)
+    top_scores = torch.empty(nq, k)
+    top_index = torch.empty(nq, k, dtype=torch.long)
+    if k == 0 or nq == 0:
+        return top_scores, top_index
+    filled = False
+    for c0 in range(0, nc, m):
+        c1 = min(nc, c0 + m)
+        c_vec, c_len = _block(corpus, c0, c1, rc, device)
+        block_index = torch.arange(c0, c1)
+        for q0 in range(0, nq, b):
+            q1 = min(nq, q0 + b)
+            q_vec, q_len = _block(queries, q0, q1, rq, device)
+            scores = maxsim(q_vec, q_len, c_vec, c_len, compute_dtype).cpu()
+            index = block_index.expand(q1 - q0, -1)
+            if filled:
+                # Running entries all come from earlier blocks (lower indices) and are already in
+                # (score desc, index asc) order, so a stable sort keeps the tie rule exact.
+                scores = torch.cat([top_scores[q0:q1], scores], dim=1)
+                index = torch.cat([top_index[q0:q1], index], dim=1)
+            order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+            if order.shape[1] < k:  # the first block holds fewer than k candidates
+                pad = k - order.shape[1]
+                scores = torch.cat([scores, torch.full((q1 - q0, pad), float("-inf"))], dim=1)
+                index = torch.cat([index, torch.full((q1 - q0, pad), -1, dtype=torch.long)], dim=1)
+                order = torch.cat(
+                    [order, torch.arange(order.shape[1], k).expand(q1 - q0, -1)], dim=1
+                )
+            top_scores[q0:q1] = scores.gather(1, order)
+            top_index[q0:q1] = index.gather(1, order)
+        filled = True
+    return top_scores, top_index
+
+
+def score_candidate_lists(
+    queries: MultiVectors,
+    candidates: MultiVectors,
+    lists: Sequence[Sequence[int] | torch.Tensor],
+    budget: Budget | None = None,
+    *,
+    query_block: int = DEFAULT_QUERY_BLOCK,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: torch.device | str | None = None,
+    compute_dtype: torch.dtype = torch.float32,
+) -> list[torch.Tensor]:
+    """Score each query only against its own candidate list (indices into `candidates`).
+
+    A block of queries is scored densely against the union of its lists, then each query's
+    scores are gathered in list order; lists may differ in length and share candidates.
+    """
+    device = torch.device(device) if device is not None else None
+    if len(lists) != len(queries):
+        raise ValueError(f"{len(queries)} queries but {len(lists)} candidate lists")
+    rq, rc = _sides(queries, candidates, budget)
+    cap_b, cap_m = _block_sizes(
+        len(queries), max(1, len(candidates)), rq, rc, query_block, block_bytes
+    )
+    tensors = [torch.as_tensor(lst, dtype=torch.long) for lst in lists]
+    out: list[torch.Tensor] = [torch.empty(0)] * len(queries)
+    i = 0
+    while i < len(queries):
+        union: set[int] = set(tensors[i].tolist())
+        j = i + 1
+        while j < len(queries) and j - i < cap_b:
+            grown = union.union(tensors[j].tolist())
+            if len(grown) * (j + 1 - i) > cap_b * cap_m:
+                break
+            union, j = grown, j + 1
+        members = torch.tensor(sorted(union), dtype=torch.long)
+        q_vec, q_len = _block(queries, i, j, rq, device)
+        # A single huge list is scored in candidate chunks that respect the block budget.
+        chunk = max(1, (cap_b * cap_m) // (j - i))
+        parts = []
+        for c0 in range(0, len(members), chunk):
+            sel = members[c0 : c0 + chunk]
+            c_vec = candidates.vectors.index_select(0, sel)[:, :rc]
+            c_len = candidates.lengths.index_select(0, sel).clamp(max=rc)
+            if device is not None:
+                c_vec, c_len = c_vec.to(device), c_len.to(device)
+            parts.append(maxsim(q_vec, q_len, c_vec, c_len, compute_dtype).cpu())
+        dense = torch.cat(parts, dim=1) if parts else torch.empty(j - i, 0)
+        position = torch.searchsorted(members, torch.cat([tensors[x] for x in range(i, j)]))
+        start = 0
+        for row, x in enumerate(range(i, j)):
+            size = len(tensors[x])
+            out[x] = dense[row, position[start : start + size]]
+            start += size
+        i = j
+    return out

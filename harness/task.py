@@ -1,0 +1,140 @@
+"""Task specs (declarative data) and the loaded data the two evaluator families consume."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import HarnessError
+from harness.protocol import Item
+
+Kind = Literal["corpus", "candidates"]
+KINDS: tuple[Kind, ...] = ("corpus", "candidates")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A Hugging Face dataset repo at a pinned revision (and config, where it has several)."""
+
+    path: str
+    revision: str | None = None
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One evaluation task: metadata plus the name of the function that loads it.
+
+    `kind` picks the evaluator: `corpus` (every query against one shared corpus, graded qrels)
+    or `candidates` (each query ranked against its own list, the positive at index 0).
+    """
+
+    name: str
+    benchmark: str
+    kind: Kind
+    main_metric: str
+    dataset: DatasetRef
+    loader: str | Callable[..., TaskData]
+    category: str | None = None
+    split: str | None = None  # IND | OOD | None
+    version: int = 1
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ("text",)
+    # Published sizes ({"queries": .., "corpus": .., "qrels": ..}) to flag partial downloads.
+    counts: Mapping[str, int] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.split not in (None, "IND", "OOD"):
+            raise ValueError(
+                f"task {self.name!r}: split must be IND, OOD or None, got {self.split!r}"
+            )
+
+    def load(self, data_dir: str | os.PathLike | None = None) -> TaskData:
+        loader = self.loader
+        if isinstance(loader, str):
+            module, _, attr = loader.partition(":")
+            loader = getattr(importlib.import_module(module), attr)
+        data = loader(self, Path(data_dir) if data_dir is not None else None)
+        data.validate(self)
+        return data
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "benchmark": self.benchmark,
+            "category": self.category,
+            "split": self.split,
+            "dataset": {
+                "path": self.dataset.path,
+                "revision": self.dataset.revision,
+                "config": self.dataset.config,
+            },
+            "main_metric": self.main_metric,
+            "version": self.version,
+        }
+
+
+@dataclass
+class TaskData:
+    """Queries, candidates and judgements of one task.
+
+    corpus kind: `qrels` {qid: {cid: gain}} over the shared `candidates`.
+    candidates kind: `candidate_lists` {qid: [cid, ...]} with the positive first; `qrels`
+    then holds {qid: {positive cid: 1}}.
+    """
+
+    queries: list[Item]
+    candidates: list[Item]
+    qrels: dict[str, dict[str, int]]
+    candidate_lists: dict[str, list[str]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def validate(self, spec: TaskSpec) -> None:
+        where = f"task {spec.name!r}"
+        qids = [q.id for q in self.queries]
+        if len(set(qids)) != len(qids):
+            raise HarnessError(f"{where}: duplicate query ids; each query row needs its own id")
+        cids = {c.id for c in self.candidates}
+        if len(cids) != len(self.candidates):
+            raise HarnessError(f"{where}: duplicate candidate ids")
+        if spec.kind == "candidates":
+            if self.candidate_lists is None:
+                raise HarnessError(f"{where}: a candidates task needs candidate_lists")
+            missing = [q for q in qids if not self.candidate_lists.get(q)]
+            if missing:
+                raise HarnessError(f"{where}: query {missing[0]!r} has no candidate list")
+            for qid in qids:
+                unknown = [c for c in self.candidate_lists[qid] if c not in cids]
+                if unknown:
+                    raise HarnessError(
+                        f"{where}: query {qid!r} lists unknown candidate {unknown[0]!r}"
+                    )
+
+    def limit(self, n: int | None) -> TaskData:
+        """The first n queries (the corpus is kept whole, so scores stay comparable)."""
+        if n is None or n >= len(self.queries):
+            return self
+        queries = self.queries[:n]
+        keep = {q.id for q in queries}
+        lists = None
+        candidates = self.candidates
+        if self.candidate_lists is not None:
+            lists = {q: v for q, v in self.candidate_lists.items() if q in keep}
+            used = {c for v in lists.values() for c in v}
+            candidates = [c for c in self.candidates if c.id in used]
+        return TaskData(
+            queries=queries,
+            candidates=candidates,
+            qrels={q: v for q, v in self.qrels.items() if q in keep},
+            candidate_lists=lists,
+            notes=[*self.notes, f"limited to the first {n} queries"],
+        )

@@ -1,0 +1,1 @@
+"""Task specs and loaders: MMEB, ViDoRe and the offline mini suite (declarative data + loaders)."""

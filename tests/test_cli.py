@@ -1,0 +1,175 @@
+"""The command line: exit codes, one-line errors, results on disk, report tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+def cli(*args, cwd=None, env_extra=None):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def base_args(tmp_path):
+    return [
+        "--output",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--no-progress",
+    ]
+
+
+def test_run_writes_results_prints_leaderboard_and_reruns_for_free(tmp_path):
+    result = cli(
+        "run",
+        "--model",
+        "test-hash",
+        "--tasks",
+        "toy_tasks:TASKS",
+        "--budgets",
+        "1x1,16x64",
+        *base_args(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| test-hash @ 1x1 |" in result.stdout and "| test-hash @ 16x64 |" in result.stdout
+    files = sorted(p.name for p in (tmp_path / "out" / "test-hash").iterdir())
+    assert files == ["toy-corpus.json", "toy-lists.json"]
+    record = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert record["config"]["models"] == ["test-hash"] and record["encode"]["items_encoded"] == 52
+
+    before = (tmp_path / "out" / "test-hash" / "toy-corpus.json").read_bytes()
+    again = cli(
+        "run",
+        "--model",
+        "test-hash",
+        "--tasks",
+        "toy_tasks:TASKS",
+        "--budgets",
+        "1x1,16x64",
+        *base_args(tmp_path),
+    )
+    assert again.returncode == 0 and again.stdout == result.stdout
+    assert (tmp_path / "out" / "test-hash" / "toy-corpus.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "test-hsah"], "did you mean 'test-hash'"),
+        (["--tasks", "vidore-v22"], "did you mean 'vidore-v2'"),
+        (["--budgets", "3x"], "malformed budget '3x'"),
+        (["--budgets", "0x4"], "malformed budget '0x4'"),
+        (["--budgets", "32x64"], "valid budgets for it: 1x1, 2x4, 4x8, 8x16, 16x64"),
+        (["--model-args", "dim"], "key=value"),
+        (["--tasks", "mmeb"], "no tasks installed"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, args, message):
+    defaults = {"--model": "test-hash", "--tasks": "toy_tasks:TASKS"}
+    for flag, value in defaults.items():
+        if flag not in args:
+            args = [*args, flag, value]
+    result = cli("run", *args, *base_args(tmp_path))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "out" / "test-hash").exists()
+
+
+def test_argparse_errors_also_exit_2(tmp_path):
+    assert cli("run", "--device", "tpu").returncode == 2
+    assert cli("run", "--limit", "0").returncode == 2
+    assert cli("frobnicate").returncode == 2
+
+
+def test_unwritable_output_exits_1_before_encoding(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = cli(
+        "run",
+        "--model",
+        "test-hash",
+        "--tasks",
+        "toy_tasks:TASKS",
+        "--output",
+        str(blocker / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    assert result.returncode == 1 and "not writable" in result.stderr
+    assert not (tmp_path / "cache" / "embeddings").exists()
+
+
+def test_runtime_failure_exits_1_and_keeps_finished_tasks(tmp_path):
+    result = cli(
+        "run",
+        "--model",
+        "toy_models:NaNEncoder",
+        "--tasks",
+        "toy_tasks:LISTS,toy_tasks:CORPUS",
+        *base_args(tmp_path),
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: model 'test-nan' produced NaN")
+    assert (tmp_path / "out" / "test-nan" / "toy-lists.json").exists()
+
+
+def test_list_commands(tmp_path):
+    models = cli("list", "models")
+    assert models.returncode == 0 and "test-hash" in models.stdout and "TEST ONLY" in models.stdout
+    groups = cli("list", "groups")
+    assert groups.returncode == 0 and "mmeb-ood" in groups.stdout
+    assert cli("list", "tasks").returncode == 0
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "html", "latex"])
+def test_report_table_formats(tmp_path, fmt):
+    assert (
+        cli(
+            "run",
+            "--model",
+            "test-hash",
+            "--tasks",
+            "toy_tasks:TASKS",
+            "--budgets",
+            "1x1",
+            *base_args(tmp_path),
+        ).returncode
+        == 0
+    )
+    out = tmp_path / f"table.{fmt}"
+    result = cli(
+        "report", "table", "--results", str(tmp_path / "out"), "--format", fmt, "--output", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "test-hash" in text and "toy-corpus" in text.replace("\\_", "_")
+    if fmt == "csv":
+        assert text.splitlines()[0].startswith("model @ budget,toy-corpus,toy-lists,mean")
+
+
+def test_report_without_results_exits_1(tmp_path):
+    result = cli("report", "table", "--results", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "no result files" in result.stderr

@@ -1,0 +1,142 @@
+"""MaxSim scoring against a naive per-pair loop, and its invariances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.budgets import Budget
+from harness.multivectors import MultiVectors
+from harness.scoring import maxsim, score_candidate_lists, score_corpus
+
+
+def ragged(n: int, t: int, d: int, seed: int, min_len: int = 1) -> MultiVectors:
+    g = torch.Generator().manual_seed(seed)
+    rows = [
+        torch.randn(int(torch.randint(min_len, t + 1, (1,), generator=g)), d, generator=g)
+        for _ in range(n)
+    ]
+    return MultiVectors.from_list(rows)
+
+
+def naive_score(
+    q: torch.Tensor, c: torch.Tensor, rq: int | None = None, rc: int | None = None
+) -> float:
+    """Plain Python: sum over query vectors of the max dot product over candidate vectors."""
+    qs = q.tolist()[:rq] if rq else q.tolist()
+    cs = c.tolist()[:rc] if rc else c.tolist()
+    total = 0.0
+    for qv in qs:
+        total += max(sum(a * b for a, b in zip(qv, cv, strict=True)) for cv in cs)
+    return total
+
+
+def naive_matrix(queries: MultiVectors, cands: MultiVectors, rq=None, rc=None) -> list[list[float]]:
+    return [
+        [
+            naive_score(
+                queries.vectors[i, : queries.lengths[i]],
+                cands.vectors[j, : cands.lengths[j]],
+                rq,
+                rc,
+            )
+            for j in range(len(cands))
+        ]
+        for i in range(len(queries))
+    ]
+
+
+def test_maxsim_equals_naive_loop_with_padding_and_negative_similarities():
+    q, c = ragged(5, 4, 8, 0), ragged(7, 6, 8, 1)
+    # All-negative similarities: a zero pad would win the max if padding were not masked.
+    c = MultiVectors(-c.vectors.abs(), c.lengths)
+    q = MultiVectors(q.vectors.abs(), q.lengths)
+    got = maxsim(q.vectors, q.lengths, c.vectors, c.lengths)
+    expected = torch.tensor(naive_matrix(q, c))
+    assert (expected < 0).all()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_padded_rows_never_win_even_when_not_zero():
+    q = MultiVectors(torch.tensor([[[1.0, 0.0]]]), torch.tensor([1]))
+    c = MultiVectors(torch.tensor([[[-1.0, 0.0], [5.0, 0.0]]]), torch.tensor([1]))
+    assert maxsim(q.vectors, q.lengths, c.vectors, c.lengths).item() == -1.0
+
+
+def test_single_vector_case_is_a_dot_product():
+    g = torch.Generator().manual_seed(3)
+    q, c = torch.randn(4, 1, 16, generator=g), torch.randn(9, 1, 16, generator=g)
+    got = maxsim(q, torch.ones(4, dtype=torch.long), c, torch.ones(9, dtype=torch.long))
+    torch.testing.assert_close(got, q[:, 0] @ c[:, 0].T)
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
+def test_corpus_topk_matches_naive_ranking_for_any_block_size(block_bytes):
+    q, c = ragged(9, 5, 12, 2), ragged(53, 7, 12, 3)
+    scores, index = score_corpus(q, c, k=10, block_bytes=block_bytes, query_block=4)
+    full = naive_matrix(q, c)
+    for i, row in enumerate(full):
+        expected = sorted(range(len(row)), key=lambda j: (-row[j], j))[:10]
+        assert index[i].tolist() == expected
+        torch.testing.assert_close(
+            scores[i], torch.tensor([row[j] for j in expected]), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_budget_equals_scoring_pre_sliced_inputs():
+    q, c = ragged(6, 16, 8, 4, min_len=16), ragged(20, 64, 8, 5)
+    budget = Budget(4, 8)
+    s1, i1 = score_corpus(q, c, budget, k=20)
+    s2, i2 = score_corpus(q.prefix(4), c.prefix(8), None, k=20)
+    assert torch.equal(i1, i2)
+    torch.testing.assert_close(s1, s2)
+    expected = torch.tensor(naive_matrix(q, c, 4, 8))
+    torch.testing.assert_close(
+        s1, expected.sort(dim=1, descending=True).values, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_scores_do_not_depend_on_batch_composition():
+    q, c = ragged(10, 4, 8, 6), ragged(30, 5, 8, 7)
+    alone = [score_corpus(q.slice(i, i + 1), c, k=30)[0] for i in range(len(q))]
+    together = score_corpus(q, c, k=30)[0]
+    torch.testing.assert_close(torch.cat(alone), together, rtol=1e-6, atol=1e-6)
+    shuffled = torch.randperm(len(c), generator=torch.Generator().manual_seed(0))
+    s, idx = score_corpus(q, c.select(shuffled), k=30)
+    torch.testing.assert_close(s, together, rtol=1e-6, atol=1e-6)
+
+
+def test_ties_go_to_the_lower_index_whatever_the_block_size():
+    base = ragged(3, 2, 4, 8)
+    c = MultiVectors.cat([base, base, base])  # every candidate has two exact twins
+    q = ragged(2, 2, 4, 9)
+    runs = [score_corpus(q, c, k=9, block_bytes=bb, query_block=1)[1] for bb in (16, 48, 1 << 20)]
+    for idx in runs[1:]:
+        assert torch.equal(idx, runs[0])
+    for row in runs[0].tolist():
+        for a, b in zip(row[0::3], row[1::3], strict=True):
+            assert a % 3 == b % 3 and a < b  # twins adjacent, lower index first
+
+
+def test_k_larger_than_corpus_returns_every_candidate():
+    q, c = ragged(2, 3, 4, 10), ragged(3, 3, 4, 11)
+    scores, index = score_corpus(q, c, k=10, block_bytes=16)
+    assert index.shape == (2, 3)
+    assert sorted(index[0].tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("block_bytes", [32, 2048, 1 << 20])
+def test_candidate_lists_match_naive_loop(block_bytes):
+    q, c = ragged(8, 4, 6, 12), ragged(25, 5, 6, 13)
+    g = torch.Generator().manual_seed(14)
+    lists = [
+        torch.randperm(25, generator=g)[: int(torch.randint(1, 12, (1,), generator=g))].tolist()
+        for _ in range(8)
+    ]
+    lists[3] = [5, 5, 2]  # a repeated candidate within one list
+    got = score_candidate_lists(q, c, lists, Budget(2, 3), block_bytes=block_bytes, query_block=3)
+    full = naive_matrix(q, c, 2, 3)
+    for i, lst in enumerate(lists):
+        torch.testing.assert_close(
+            got[i], torch.tensor([full[i][j] for j in lst]), rtol=1e-5, atol=1e-5
+        )
