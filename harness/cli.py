@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
     table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+
+    fetch = sub.add_parser("prefetch", help="download dataset snapshots for offline runs")
+    fetch.add_argument("--tasks", required=True, help="comma list of tasks or groups")
+    fetch.add_argument("--data-dir", required=True, help="where snapshots go, as DIR/<org>/<name>")
     return parser
 
 
@@ -157,7 +161,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.evaluation import run
     from harness.registry import parse_model_args, split_names
-    from harness.report import leaderboard, render
 
     config = RunConfig(
         models=split_names(args.models) if args.models else list(DEFAULT_MODELS),
@@ -177,9 +180,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     records = run(config)
-    header, rows = leaderboard(records)
-    print(render(header, rows, "md"), end="")
+    print(_tables(records, "md"), end="")
     print(f"results in {config.output}/")
+    return 0
+
+
+def _tables(records: list[dict], fmt: str) -> str:
+    """The leaderboard, then each benchmark's aggregate table present in the records."""
+    from harness.aggregate import benchmark_tables
+    from harness.report import leaderboard, render
+
+    parts = [render(*leaderboard(records), fmt)]
+    for title, header, rows in benchmark_tables(records):
+        heading = {
+            "md": f"\n### {title}\n\n",
+            "csv": f"\n# {title}\n",
+            "html": f"<h3>{title}</h3>\n",
+        }
+        parts.append(heading.get(fmt, f"\n% {title}\n") + render(header, rows, fmt))
+    return "".join(parts)
+
+
+def _cmd_prefetch(args: argparse.Namespace) -> int:
+    from harness.hub import prefetch, prefetch_jobs
+    from harness.registry import get_tasks
+
+    for path in prefetch(prefetch_jobs(get_tasks(args.tasks)), args.data_dir):
+        print(f"ready: {path}")
     return 0
 
 
@@ -213,12 +240,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list(args.what)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "prefetch":
+            return _cmd_prefetch(args)
         return _cmd_report(args)
     except HarnessError as exc:
         if args.verbose:
             log.exception("failed")
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(
             "interrupted: finished shards and results are kept; rerun the same command to resume",

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 LIST_CUTOFFS: tuple[int, ...] = (1, 5, 10)
 
 
+def _cutoffs(top_k: int) -> list[int]:
+    """Metric cutoffs a run of top_k candidates per query supports (a smaller corpus is fine)."""
+    return [c for c in DEFAULT_CUTOFFS if c <= top_k]
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
@@ -169,7 +174,7 @@ class TaskRun:
                 q.id: {cids[c]: score for score, c in ranked[u]}
                 for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
             }
-            metrics = evaluate_run(run, data.qrels, [c for c in DEFAULT_CUTOFFS if c <= max(1, k)])
+            metrics = evaluate_run(run, data.qrels, _cutoffs(cfg.top_k))
             scored = float(len(data.candidates))
         else:
             lists = score_candidate_lists(
@@ -192,6 +197,9 @@ class TaskRun:
             metrics["precision_at_1"] = sum(map(precision_at_1_official, rows)) / len(rows)
             metrics["precision_at_1_strict"] = sum(map(precision_at_1_strict, rows)) / len(rows)
             scored = sum(len(r) for r in rows) / len(rows)
+        groups = self._group_metrics(
+            data, run, metrics, _cutoffs(cfg.top_k) if spec.kind == "corpus" else LIST_CUTOFFS
+        )
         if spec.main_metric not in metrics:
             raise HarnessError(
                 f"task {spec.name!r} names main metric {spec.main_metric!r}, which its evaluator does not compute "
@@ -207,7 +215,7 @@ class TaskRun:
         )
         cost["scoring_ms_per_query"] = 1000.0 * elapsed / max(1, len(data.queries))
         cost["n_candidates_scored"] = scored
-        return {
+        row = {
             "label": budget.label,
             "query": budget.query,
             "candidate": budget.candidate,
@@ -215,9 +223,35 @@ class TaskRun:
             "metrics": dict(sorted(metrics.items())),
             "cost": cost,
         }
+        if groups:
+            row["groups"] = groups
+        return row
+
+    def _group_metrics(
+        self,
+        data: _Prepared,
+        run: dict[str, dict[str, float]],
+        metrics: dict[str, float],
+        cutoffs: Sequence[int],
+    ) -> dict[str, dict[str, float]]:
+        """Metrics of each query group (e.g. language), plus `<main>_<group>` and `<main>_group_mean`."""
+        if not data.query_groups:
+            return {}
+        main = self.spec.main_metric
+        out = {}
+        for group, ids in sorted(data.query_groups.items()):
+            out[group] = evaluate_run({q: run[q] for q in ids if q in run}, data.qrels, cutoffs)
+            if main in out[group]:
+                metrics[f"{main}_{group}"] = out[group][main]
+        scored = [m[main] for m in out.values() if main in m]
+        if scored:
+            metrics[f"{main}_group_mean"] = sum(scored) / len(scored)
+        return out
 
     def run(self, budgets: list[Budget]) -> list[dict[str, Any]]:
-        data = _prepare(self.spec, self.spec.load(self.config.data_dir).limit(self.config.limit))
+        full = self.spec.load(self.config.data_dir)
+        self.size_check = size_check(self.spec, full)
+        data = _prepare(self.spec, full.limit(self.config.limit))
         self.data = data
         out = []
         if self.card.nested:
@@ -248,6 +282,7 @@ class TaskRun:
         version = task.pop("version")
         task.update(n_queries=len(data.queries), n_candidates=len(data.candidates), version=version)
         task["notes"] = list(data.notes)
+        task["size_check"] = self.size_check
         return {
             "schema_version": 1,
             "harness_version": __version__,
@@ -288,6 +323,7 @@ class _Prepared:
     notes: list[str]
     unique_queries: list[Item]
     unique_candidates: list[Item]  # first-seen order: row order follows the lowest member index
+    query_groups: dict[str, list[str]] | None
     query_rows: torch.Tensor  # row of each query among unique_queries
     candidate_rows: torch.Tensor  # row of each candidate among unique_candidates
     members: list[list[int]]  # candidate indices of each unique candidate row, ascending
@@ -320,6 +356,7 @@ def _prepare(spec: TaskSpec, data: TaskData) -> _Prepared:
         candidates=candidates,
         qrels=data.qrels,
         notes=data.notes,
+        query_groups=data.query_groups,
         unique_queries=unique_q,
         unique_candidates=unique_c,
         query_rows=q_rows,
@@ -331,6 +368,27 @@ def _prepare(spec: TaskSpec, data: TaskData) -> _Prepared:
         prepared.list_ids = [list(data.candidate_lists[q.id]) for q in data.queries]
         prepared.list_rows = [[position[c] for c in ids] for ids in prepared.list_ids]
     return prepared
+
+
+def size_check(spec: TaskSpec, data: TaskData) -> dict[str, Any]:
+    """Loaded sizes against the published ones; a mismatch is logged loudly and kept in the result."""
+    loaded = data.counts()
+    expected = dict(spec.counts)
+    differs = {k: (v, loaded[k]) for k, v in expected.items() if k in loaded and loaded[k] != v}
+    if differs:
+        detail = ", ".join(f"{k} {got} (published {want})" for k, (want, got) in differs.items())
+        log.warning(
+            "task %s: loaded %s; the snapshot differs from the published dataset (other revision or "
+            "partial download?) and its scores are not comparable with official-size runs",
+            spec.name,
+            detail,
+        )
+        data.notes.append(f"size differs from the published dataset: {detail}")
+    return {
+        "expected": expected,
+        "loaded": loaded,
+        "official_size": (not differs) if expected else None,
+    }
 
 
 def _compatible(

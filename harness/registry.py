@@ -46,7 +46,7 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 # Modules whose TASKS attribute lists TaskSpecs. They hold data only and import nothing heavy.
-TASK_MODULES: tuple[str, ...] = ()
+TASK_MODULES: tuple[str, ...] = ("tasks.vidore", "tasks.mmeb")
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,17 @@ class Group:
 GROUPS: dict[str, Group] = {
     g.name: g
     for g in [
-        Group("vidore", "ViDoRe v1, v2 and v3", lambda t: t.benchmark.startswith("vidore")),
-        Group("vidore-v1", "ViDoRe v1 (nDCG@5)", lambda t: t.benchmark == "vidore-v1"),
+        Group(
+            "vidore",
+            "ViDoRe v1, v2 and v3",
+            lambda t: t.benchmark in ("vidore-v1", "vidore-v2", "vidore-v3"),
+        ),
+        Group("vidore-v1", "ViDoRe v1, BEIR format (nDCG@5)", lambda t: t.benchmark == "vidore-v1"),
+        Group(
+            "vidore-v1-qa",
+            "ViDoRe v1, QA format with vidore-benchmark's rules (nDCG@5)",
+            lambda t: t.benchmark == "vidore-v1-qa",
+        ),
         Group("vidore-v2", "ViDoRe v2 (nDCG@5)", lambda t: t.benchmark == "vidore-v2"),
         Group("vidore-v3", "ViDoRe v3 (nDCG@10)", lambda t: t.benchmark == "vidore-v3"),
         Group("mmeb", "MMEB, 36 subsets (precision@1)", lambda t: t.benchmark == "mmeb"),

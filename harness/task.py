@@ -49,6 +49,9 @@ class TaskSpec:
     counts: Mapping[str, int] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    # What `prefetch` fetches from the repo (None: everything) and which archives it unzips.
+    files: tuple[str, ...] | None = None
+    archives: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -97,6 +100,16 @@ class TaskData:
     qrels: dict[str, dict[str, int]]
     candidate_lists: dict[str, list[str]] | None = None
     notes: list[str] = field(default_factory=list)
+    # Named subsets of the queries scored separately as well (e.g. ViDoRe v2 languages).
+    query_groups: dict[str, list[str]] | None = None
+    limited: bool = False
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "queries": len(self.queries),
+            "corpus": len(self.candidates),
+            "qrels": sum(len(v) for v in self.qrels.values()),
+        }
 
     def validate(self, spec: TaskSpec) -> None:
         where = f"task {spec.name!r}"
@@ -131,10 +144,16 @@ class TaskData:
             lists = {q: v for q, v in self.candidate_lists.items() if q in keep}
             used = {c for v in lists.values() for c in v}
             candidates = [c for c in self.candidates if c.id in used]
+        groups = None
+        if self.query_groups is not None:
+            groups = {g: [q for q in ids if q in keep] for g, ids in self.query_groups.items()}
+            groups = {g: ids for g, ids in groups.items() if ids}
         return TaskData(
             queries=queries,
             candidates=candidates,
             qrels={q: v for q, v in self.qrels.items() if q in keep},
             candidate_lists=lists,
             notes=[*self.notes, f"limited to the first {n} queries"],
+            query_groups=groups,
+            limited=True,
         )

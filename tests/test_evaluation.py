@@ -74,6 +74,7 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
         "n_candidates",
         "version",
         "notes",
+        "size_check",
     ]
     assert record["task"]["dataset"] == {"path": "toy/corpus", "revision": "r1", "config": None}
     assert record["task"]["n_queries"] == 13 and record["task"]["n_candidates"] == 41

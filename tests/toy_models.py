@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from harness.multivectors import MultiVectors
@@ -48,3 +49,38 @@ class FailingEncoder(HashEncoder):
         if len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt("injected interruption")
         return super().encode(items, role=role, batch_size=batch_size, num_vectors=num_vectors)
+
+
+COLORS = {
+    "red": (1.0, 0.0, 0.0),
+    "green": (0.0, 1.0, 0.0),
+    "blue": (0.0, 0.0, 1.0),
+    "yellow": (1.0, 1.0, 0.0),
+    "cyan": (0.0, 1.0, 1.0),
+    "gray": (1.0, 1.0, 1.0),
+}
+
+
+class ColorEncoder:
+    """One 3-d unit vector per item: an image's mean colour, else the colour named last in its
+    text. Scores are cosine similarities that can be worked out by hand."""
+
+    def __init__(self, device: str = "cpu"):
+        from harness.protocol import ModelCard
+
+        self.card = ModelCard(
+            name="test-color", family="test", dim=3, query_vectors=1, candidate_vectors=1, args={}
+        )
+
+    def _vector(self, item) -> torch.Tensor:
+        if item.image is not None:
+            pixels = torch.from_numpy(np.asarray(item.open_image(), dtype=np.float32))
+            v = pixels.reshape(-1, 3).mean(0)
+        else:
+            words = [w for w in (item.text or "").lower().split() if w in COLORS]
+            v = torch.tensor(COLORS[words[-1]] if words else (0.0, 0.0, 0.0))
+        return torch.nn.functional.normalize(v, dim=0)
+
+    def encode(self, items, *, role, batch_size=32):
+        vectors = torch.stack([self._vector(i) for i in items]).unsqueeze(1)
+        return MultiVectors(vectors, torch.ones(len(items), dtype=torch.long))

@@ -1,0 +1,307 @@
+"""ViDoRe v1, v2 and v3: visual document retrieval (text queries against page images).
+
+Specs are data; two loaders hold the logic: BEIR format (corpus / queries / qrels configs, as
+mteb reads them) and the v1 QA format with vidore-benchmark's rules. Revisions are the ones
+mteb pins; published counts flag partial or different downloads.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.hub import dataset_root, image_reference, parquet_files, pick_column, read_rows
+from harness.protocol import Item
+from harness.task import DatasetRef, TaskData, TaskSpec
+
+log = logging.getLogger(__name__)
+
+SPLIT = "test"
+# Queries carry a `language` column in v2 and v3; mteb scores each language separately.
+LANGUAGE_COLUMN = "language"
+
+
+def load_beir(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+    """corpus (corpus-id, image), queries (query-id, query[, language]), qrels (query-id, corpus-id, score)."""
+    root = dataset_root(spec, data_dir)
+    corpus_files = parquet_files(root, "corpus", SPLIT)
+    query_files = parquet_files(root, "queries", SPLIT)
+    qrel_files = parquet_files(root, "qrels", SPLIT)
+
+    cid_col = pick_column(corpus_files, "corpus-id", "corpus_id")
+    candidates = [
+        Item(str(row[cid_col]), image=image_reference(row["image"], root))
+        for row in read_rows(corpus_files, [cid_col, "image"])
+    ]
+    qid_col = pick_column(query_files, "query-id", "query_id")
+    query_rows = read_rows(query_files, [qid_col, "query"], optional=[LANGUAGE_COLUMN])
+    instruction = spec.options.get("instruction")
+    queries = [Item(str(r[qid_col]), text=r["query"], instruction=instruction) for r in query_rows]
+
+    q_col = pick_column(qrel_files, "query-id", "query_id")
+    c_col = pick_column(qrel_files, "corpus-id", "corpus_id")
+    qrels: dict[str, dict[str, int]] = {}
+    for row in read_rows(qrel_files, [q_col, c_col, "score"]):
+        qrels.setdefault(str(row[q_col]), {})[str(row[c_col])] = int(row["score"])
+
+    groups = None
+    if spec.options.get("by_language") and query_rows and LANGUAGE_COLUMN in query_rows[0]:
+        groups = {}
+        for row in query_rows:
+            groups.setdefault(str(row[LANGUAGE_COLUMN]), []).append(str(row[qid_col]))
+    known = {c.id for c in candidates}
+    dangling = sum(1 for judged in qrels.values() for c in judged if c not in known)
+    notes = [f"{dangling} qrels point at pages missing from the corpus"] if dangling else []
+    return TaskData(
+        queries=queries, candidates=candidates, qrels=qrels, notes=notes, query_groups=groups
+    )
+
+
+def load_qa(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+    """vidore-benchmark's QA evaluator: one row per (query, page); queries deduplicated by
+    exact string (first occurrence, None dropped); the relevant page of a repeated query is the
+    one on its last row; the corpus is the unique image filenames."""
+    root = dataset_root(spec, data_dir)
+    files = parquet_files(root, None, SPLIT)
+    rows = read_rows(files, ["query", "image", "image_filename"])
+    pages: dict[str, Item] = {}
+    relevant: dict[str, str] = {}
+    order: list[str] = []
+    for index, row in enumerate(rows):
+        name = row["image_filename"]
+        if name is None:
+            raise HarnessError(
+                f"{spec.dataset.path} row {index} has no image_filename ({files[0]})"
+            )
+        if name not in pages:
+            pages[name] = Item(name, image=image_reference(row["image"], root))
+        query = row["query"]
+        if query is None:
+            continue
+        if query not in relevant:
+            order.append(query)
+        relevant[query] = name
+    queries = [
+        Item(f"q{i}", text=q, instruction=spec.options.get("instruction"))
+        for i, q in enumerate(order)
+    ]
+    qrels = {f"q{i}": {relevant[q]: 1} for i, q in enumerate(order)}
+    return TaskData(queries=queries, candidates=list(pages.values()), qrels=qrels)
+
+
+def _v1(name: str, repo: str, revision: str, counts: dict[str, int], description: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"vidore-v1-{name}",
+        benchmark="vidore-v1",
+        kind="corpus",
+        main_metric="ndcg_at_5",
+        dataset=DatasetRef(f"mteb/{repo}", revision=revision),
+        loader="tasks.vidore:load_beir",
+        category="document-retrieval",
+        description=description,
+        languages=("en",),
+        modalities=("text", "image"),
+        counts=counts,
+    )
+
+
+V1 = [
+    _v1(
+        "arxivqa",
+        "arxivqa_test_subsampled_beir",
+        "179762404662be6bf48c30b4fb2b2ef8c6891290",
+        {"queries": 500, "corpus": 500, "qrels": 500},
+        "figures from arXiv papers",
+    ),
+    _v1(
+        "docvqa",
+        "docvqa_test_subsampled_beir",
+        "e78cd130055fcb8d69bb0ff4115c4712a157f3d3",
+        {"queries": 451, "corpus": 500, "qrels": 500},
+        "industry documents (DocVQA)",
+    ),
+    _v1(
+        "infovqa",
+        "infovqa_test_subsampled_beir",
+        "74d396242cc281c021eeb38d0ee5f6f30afc1fad",
+        {"queries": 494, "corpus": 500, "qrels": 500},
+        "infographics (InfoVQA)",
+    ),
+    _v1(
+        "tabfquad",
+        "tabfquad_test_subsampled_beir",
+        "24a4541c4c461f5ff4f4af4e97ec820715281a06",
+        {"queries": 280, "corpus": 70, "qrels": 280},
+        "tables in French reports",
+    ),
+    _v1(
+        "tatdqa",
+        "tatdqa_test_beir",
+        "dc7924ec102addd7f85c1ccfdd8625848179f615",
+        {"queries": 1646, "corpus": 277, "qrels": 1663},
+        "financial reports with tables",
+    ),
+    _v1(
+        "shiftproject",
+        "shiftproject_test_beir",
+        "78e6f5ad3bbc1af50ae9c0f006f57462213269fb",
+        {"queries": 100, "corpus": 1000, "qrels": 100},
+        "Shift Project energy reports (French)",
+    ),
+    _v1(
+        "syntheticdocqa-ai",
+        "syntheticDocQA_artificial_intelligence_test_beir",
+        "12c5b7a81fc19d66f1844642acdb88e8ad79af16",
+        {"queries": 100, "corpus": 968, "qrels": 100},
+        "synthetic questions, artificial intelligence",
+    ),
+    _v1(
+        "syntheticdocqa-energy",
+        "syntheticDocQA_energy_test_beir",
+        "eda52c9a0519252cfaacb7ae5e5da516b7d4b8cb",
+        {"queries": 100, "corpus": 977, "qrels": 100},
+        "synthetic questions, energy",
+    ),
+    _v1(
+        "syntheticdocqa-government",
+        "syntheticDocQA_government_reports_test_beir",
+        "ec534abea699035a18f9fd76f215277de9db9600",
+        {"queries": 100, "corpus": 972, "qrels": 100},
+        "synthetic questions, government reports",
+    ),
+    _v1(
+        "syntheticdocqa-healthcare",
+        "syntheticDocQA_healthcare_industry_test_beir",
+        "81d53880628d641aaf7365f3b2e65f57c814ecca",
+        {"queries": 100, "corpus": 965, "qrels": 100},
+        "synthetic questions, healthcare industry",
+    ),
+]
+
+# The QA-format repos behind the original ViDoRe v1 leaderboard. Only arxivqa's revision is
+# known to be pinned by a public evaluator; the others follow the repo's main branch.
+_QA = {
+    "arxivqa": ("vidore/arxivqa_test_subsampled", "fe2b0e055eaac82d8f6801ebc8e85d8832248133"),
+    "docvqa": ("vidore/docvqa_test_subsampled", None),
+    "infovqa": ("vidore/infovqa_test_subsampled", None),
+    "tabfquad": ("vidore/tabfquad_test_subsampled", None),
+    "tatdqa": ("vidore/tatdqa_test", None),
+    "shiftproject": ("vidore/shiftproject_test", None),
+    "syntheticdocqa-ai": ("vidore/syntheticDocQA_artificial_intelligence_test", None),
+    "syntheticdocqa-energy": ("vidore/syntheticDocQA_energy_test", None),
+    "syntheticdocqa-government": ("vidore/syntheticDocQA_government_reports_test", None),
+    "syntheticdocqa-healthcare": ("vidore/syntheticDocQA_healthcare_industry_test", None),
+}
+V1_QA = [
+    TaskSpec(
+        name=f"vidore-v1-qa-{name}",
+        benchmark="vidore-v1-qa",
+        kind="corpus",
+        main_metric="ndcg_at_5",
+        dataset=DatasetRef(repo, revision=revision),
+        loader="tasks.vidore:load_qa",
+        category="document-retrieval",
+        description="QA format, vidore-benchmark rules (query dedup, last row's page relevant)",
+        languages=("en",),
+        modalities=("text", "image"),
+    )
+    for name, (repo, revision) in _QA.items()
+]
+
+
+def _v2(
+    name: str,
+    repo: str,
+    revision: str,
+    queries: int,
+    corpus: int,
+    languages: tuple[str, ...],
+    description: str,
+) -> TaskSpec:
+    return TaskSpec(
+        name=f"vidore-v2-{name}",
+        benchmark="vidore-v2",
+        kind="corpus",
+        main_metric="ndcg_at_5",
+        dataset=DatasetRef(f"vidore/{repo}", revision=revision),
+        loader="tasks.vidore:load_beir",
+        category="document-retrieval",
+        description=description,
+        languages=languages,
+        modalities=("text", "image"),
+        counts={"queries": queries, "corpus": corpus},
+        options={"by_language": len(languages) > 1},
+    )
+
+
+_MULTI = ("english", "french", "spanish", "german")
+V2 = [
+    _v2(
+        "esg-human",
+        "esg_reports_human_labeled_v2",
+        "6d467dedb09a75144ede1421747e47cf036857dd",
+        52,
+        1538,
+        ("english",),
+        "ESG reports of restaurant chains, human-labelled queries",
+    ),
+    _v2(
+        "economics",
+        "economics_reports_v2",
+        "b3e3a04b07fbbaffe79be49dabf92f691fbca252",
+        232,
+        452,
+        _MULTI,
+        "macroeconomics reports; queries in 4 languages",
+    ),
+    _v2(
+        "biomedical",
+        "biomedical_lectures_v2",
+        "a29202f0da409034d651614d87cd8938d254e2ea",
+        640,
+        1016,
+        _MULTI,
+        "MIT biomedical lecture slides; queries in 4 languages",
+    ),
+    _v2(
+        "esg",
+        "esg_reports_v2",
+        "0542c0d03da0ec1c8cbc517c8d78e7e95c75d3d3",
+        228,
+        1538,
+        _MULTI,
+        "ESG reports of restaurant chains, synthetic queries in 4 languages",
+    ),
+]
+
+
+def _v3(name: str, repo: str, corpus: int, description: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"vidore-v3-{name}",
+        benchmark="vidore-v3",
+        kind="corpus",
+        main_metric="ndcg_at_10",
+        dataset=DatasetRef(f"vidore/{repo}", revision=None),
+        loader="tasks.vidore:load_beir",
+        category="document-retrieval",
+        description=description,
+        languages=("english", "french", "spanish", "german", "italian", "portuguese"),
+        modalities=("text", "image"),
+        counts={"corpus": corpus},
+        options={"by_language": True},
+    )
+
+
+V3 = [
+    _v3("hr", "vidore_v3_hr", 1110, "human resources documents"),
+    _v3("finance-en", "vidore_v3_finance_en", 2942, "financial reports (English)"),
+    _v3("industrial", "vidore_v3_industrial", 5244, "industrial maintenance documents"),
+    _v3("pharmaceuticals", "vidore_v3_pharmaceuticals", 2313, "pharmaceutical documents"),
+    _v3("computer-science", "vidore_v3_computer_science", 1360, "computer science textbooks"),
+    _v3("energy", "vidore_v3_energy", 2225, "energy sector documents"),
+    _v3("physics", "vidore_v3_physics", 1674, "physics course material"),
+    _v3("finance-fr", "vidore_v3_finance_fr", 2384, "financial reports (French)"),
+]
+
+TASKS = [*V1, *V1_QA, *V2, *V3]
