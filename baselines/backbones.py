@@ -225,11 +225,17 @@ class TextBackbone(Backbone):
 
 class QwenVLBackbone(Backbone):
     """Qwen2-VL / Qwen2.5-VL: chat-formatted text with the image placed at MMEB's `<|image_1|>`
-    placeholder (or before the text), left padding, visual tokens bounded by `max_visual_tokens`."""
+    placeholder (or before the text), left padding, visual tokens bounded by `max_visual_tokens`.
+
+    Inputs are built from the tokenizer and the image processor directly (each `<|image_pad|>`
+    expanded to the image's number of merged patches), which needs no video processor and so no
+    torchvision. Positions are passed explicitly, so left padding never shifts them.
+    """
 
     kind = "qwen-vl"
     modalities = ("text", "image")
     VISION = "<|vision_start|><|image_pad|><|vision_end|>"
+    IMAGE_PAD = "<|image_pad|>"
 
     def __init__(
         self,
@@ -243,15 +249,18 @@ class QwenVLBackbone(Backbone):
         template: str = "chat",
         attn_implementation: str | None = None,
     ):
-        from transformers import AutoConfig, AutoProcessor
+        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
+        if template not in ("chat", "raw"):
+            raise UsageError(f"template must be chat or raw, got {template!r}")
         self.name, self.revision = name, revision
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         path = resolve_model_path(name)
         try:
             config = AutoConfig.from_pretrained(path, revision=revision)
-            self.processor = AutoProcessor.from_pretrained(path, revision=revision)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+            self.image_processor = AutoImageProcessor.from_pretrained(path, revision=revision)
             model_cls = _qwen_class(config.model_type)
             kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
             full = model_cls.from_pretrained(path, revision=revision, dtype=self.dtype, **kwargs)
@@ -265,23 +274,21 @@ class QwenVLBackbone(Backbone):
         text_config = getattr(config, "text_config", config)
         self.hidden_size = int(text_config.hidden_size)
         self.template = template
-        tokenizer = self.processor.tokenizer
-        tokenizer.padding_side = "left"
-        self.tokenizer = tokenizer
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.slot_token_id = self.pad_token_id
-        image_processor = self.processor.image_processor
-        patch = getattr(image_processor, "patch_size", 14) * getattr(
-            image_processor, "merge_size", 2
+        self.tokenizer.padding_side = "left"
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         )
+        self.slot_token_id = self.pad_token_id
+        self.image_token_id = int(config.image_token_id)
+        ip = self.image_processor
+        self.merge = int(getattr(ip, "merge_size", 2))
+        patch = int(getattr(ip, "patch_size", 14)) * self.merge
         self.max_pixels = int(max_visual_tokens) * patch * patch
         self.min_pixels = min(int(min_visual_tokens) * patch * patch, self.max_pixels)
-        image_processor.max_pixels, image_processor.min_pixels = self.max_pixels, self.min_pixels
-        if isinstance(getattr(image_processor, "size", None), dict):
-            image_processor.size = {
-                "shortest_edge": self.min_pixels,
-                "longest_edge": self.max_pixels,
-            }
+        ip.size = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
+        for attribute in ("max_pixels", "min_pixels"):  # older processors read these instead of size
+            if getattr(ip, attribute, None) is not None:
+                setattr(ip, attribute, getattr(self, attribute))
 
     def text_of(self, item: Item) -> str:
         text = item.text or ""
@@ -292,8 +299,7 @@ class QwenVLBackbone(Backbone):
                 else self.VISION + text
             )
         else:
-            text = text.replace(IMAGE_PLACEHOLDER, "")
-        text = text.strip() if item.image is None else text
+            text = text.replace(IMAGE_PLACEHOLDER, "").strip()
         if item.instruction:
             text = f"{item.instruction}\n{text}"
         if self.template == "chat":
@@ -303,17 +309,28 @@ class QwenVLBackbone(Backbone):
     def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
         texts = [self.text_of(i) for i in items]
         images = [bound_image(i.open_image()) for i in items if i.image is not None]
-        batch = self.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
+        inputs: dict[str, torch.Tensor] = {}
+        if images:
+            vision = self.image_processor(images=images, return_tensors="pt")
+            grid = vision["image_grid_thw"]
+            counts = iter((grid.prod(-1) // (self.merge * self.merge)).tolist())
+            texts = [_expand_pads(t, self.IMAGE_PAD, counts) for t in texts]
+            inputs["pixel_values"] = vision["pixel_values"].to(self.dtype)
+            inputs["image_grid_thw"] = grid
+        batch = self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
         ids, mask = batch["input_ids"], batch["attention_mask"]
         if n_slots:
             ids = torch.cat(
                 [ids, torch.full((len(items), n_slots), self.slot_token_id, dtype=ids.dtype)], dim=1
             )
             mask = torch.cat([mask, torch.ones((len(items), n_slots), dtype=mask.dtype)], dim=1)
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        for key in ("pixel_values", "image_grid_thw"):
-            if key in batch:
-                inputs[key] = batch[key].to(self.dtype) if key == "pixel_values" else batch[key]
+        inputs.update(input_ids=ids, attention_mask=mask)
+        if images:
+            inputs["mm_token_type_ids"] = (ids == self.image_token_id).int()
+        else:
+            # Text only: 1-D positions on all three rotary axes, counted from each row's first token.
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            inputs["position_ids"] = positions.unsqueeze(0).expand(3, -1, -1)
         width = ids.shape[1]
         slots = torch.arange(width - n_slots, width).expand(len(items), -1) if n_slots else None
         return Prepared(
@@ -321,6 +338,15 @@ class QwenVLBackbone(Backbone):
             mask.to(self.device),
             slots.to(self.device) if slots is not None else None,
         )
+
+
+def _expand_pads(text: str, pad: str, counts) -> str:
+    """Each image pad becomes as many pads as the image has merged patches (in batch order)."""
+    parts = text.split(pad)
+    out = parts[0]
+    for part in parts[1:]:
+        out += pad * next(counts) + part
+    return out
 
 
 def _sentence_transformers_max_length(path: str) -> int | None:

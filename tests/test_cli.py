@@ -173,3 +173,21 @@ def test_report_table_formats(tmp_path, fmt):
 def test_report_without_results_exits_1(tmp_path):
     result = cli("report", "table", "--results", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "no result files" in result.stderr
+
+
+def test_metaembed_mini_runs_end_to_end_offline(tmp_path):
+    result = cli(
+        "run",
+        "--model",
+        "metaembed-mini,single-mean",
+        "--tasks",
+        "toy_tasks:TASKS",
+        *base_args(tmp_path),
+        env_extra={"HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "| metaembed-mini @ 16x64 |" in result.stdout and "| single-mean @ 1x1 |" in result.stdout
+    )
+    record = json.loads((tmp_path / "out" / "metaembed-mini" / "toy-lists.json").read_text())
+    assert record["model"]["dim"] == 384 and len(record["budgets"]) == 5
