@@ -286,7 +286,10 @@ class QwenVLBackbone(Backbone):
         self.max_pixels = int(max_visual_tokens) * patch * patch
         self.min_pixels = min(int(min_visual_tokens) * patch * patch, self.max_pixels)
         ip.size = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
-        for attribute in ("max_pixels", "min_pixels"):  # older processors read these instead of size
+        for attribute in (
+            "max_pixels",
+            "min_pixels",
+        ):  # older processors read these instead of size
             if getattr(ip, attribute, None) is not None:
                 setattr(ip, attribute, getattr(self, attribute))
 
@@ -379,9 +382,11 @@ def load_backbone(
     revision: str | None = None,
     device: str | None = None,
     dtype: Any = None,
+    adapter: str | None = None,
     **options: Any,
 ) -> Backbone:
-    """Pick the backbone kind from the model's config (local folder or hub id)."""
+    """Pick the backbone kind from the model's config (local folder or hub id); `adapter` is a
+    peft (LoRA) adapter folder applied on top."""
     from transformers import AutoConfig
 
     path = resolve_model_path(name)
@@ -401,7 +406,16 @@ def load_backbone(
             f"option {', '.join(unknown)} does not apply to backbone {name!r} ({config.model_type}); "
             f"its options: {', '.join(sorted(allowed))}"
         )
-    return cls(name, revision=revision, device=device, dtype=dtype, **options)
+    backbone = cls(name, revision=revision, device=device, dtype=dtype, **options)
+    if adapter:
+        from peft import PeftModel
+
+        if not Path(adapter, "adapter_config.json").is_file():
+            raise HarnessError(
+                f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)"
+            )
+        backbone.model = PeftModel.from_pretrained(backbone.model, adapter).eval()
+    return backbone
 
 
 TEXT_OPTIONS = {"max_length", "ocr"}

@@ -17,12 +17,11 @@ import torch
 from baselines.backbones import (
     Backbone,
     bound_image,
-    load_backbone,
     resolve_device,
     resolve_dtype,
     resolve_model_path,
 )
-from baselines.encoder import DTYPE_NAMES, BackboneEncoder
+from baselines.encoder import DTYPE_NAMES, BackboneEncoder, load_for_checkpoint
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -98,10 +97,11 @@ class TokenLevel(BackboneEncoder):
 
 
 def load_colbert(
-    backbone: str,
+    backbone: str | None = None,
     *,
     dim: int = 128,
     pool_factor: int = 1,
+    checkpoint: str | None = None,
     name: str | None = None,
     revision: str | None = None,
     device: str | None = None,
@@ -109,19 +109,33 @@ def load_colbert(
     seed: int = 0,
     **options: Any,
 ) -> TokenLevel:
-    bb = load_backbone(backbone, revision=revision, device=device, dtype=dtype, **options)
+    bb, config = load_for_checkpoint(
+        backbone,
+        checkpoint,
+        TokenLevel.config_file,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+    dim = config.get("args", {}).get("dim", dim)
     args = {
-        "backbone": backbone,
+        "backbone": backbone or config.get("backbone"),
         "dim": dim,
         "pool_factor": pool_factor,
+        "checkpoint": checkpoint,
         "dtype": dtype,
         "seed": seed,
         **options,
     }
     suffix = f"-pool{pool_factor}" if pool_factor > 1 else ""
-    return TokenLevel(
-        bb, dim=dim, pool_factor=pool_factor, seed=seed, name=name or f"colbert{suffix}", args=args
+    base = name or config.get("name") or "colbert"
+    model = TokenLevel(
+        bb, dim=dim, pool_factor=pool_factor, seed=seed, name=base + suffix, args=args
     )
+    if checkpoint is not None:
+        model.load_own_weights(checkpoint)
+    return model
 
 
 class ColVision:

@@ -7,22 +7,32 @@ Subclasses implement `embed(items, role)`, a differentiable map from items to pa
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from baselines.backbones import Backbone
 from harness.budgets import Budget
+from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, ModelCard, Role, check_role
 
 DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
+ADAPTER_DIR = "adapter"
+BACKBONE_DIR = "backbone"
+
+
 class BackboneEncoder(torch.nn.Module):
     family = "single"
     nested = True
+    config_file = "encoder_config.json"
+    weights_file = "encoder.safetensors"
 
     def __init__(self, backbone: Backbone, *, name: str, args: dict[str, Any]):
         super().__init__()
@@ -48,6 +58,74 @@ class BackboneEncoder(torch.nn.Module):
 
     def preprocessing(self) -> str:
         return f"{self.family}-v1|{self.backbone.kind}"
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        """Family-specific fields of the checkpoint config (what rebuilds this encoder)."""
+        return {
+            "args": {
+                k: v for k, v in self.args.items() if k not in ("backbone", "checkpoint", "adapter")
+            }
+        }
+
+    def own_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.named_parameters() if not n.startswith("model.")}
+
+    # ---------------------------------------------------------------- checkpoints
+    def save_pretrained(self, directory: str | Path, include_backbone: bool = False) -> Path:
+        """Own weights as safetensors, LoRA adapters (if any), the backbone itself when it was
+        fully fine-tuned, and a small config that the family's loader reads (`checkpoint=DIR`)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            n: p.detach().float().cpu().contiguous() for n, p in self.own_parameters().items()
+        }
+        if tensors:
+            save_file(tensors, str(directory / self.weights_file))
+        config = {
+            "format": 1,
+            "family": self.family,
+            "name": self.name,
+            "backbone": self.backbone.name,
+            "backbone_revision": self.backbone.revision,
+            "hidden_size": self.backbone.hidden_size,
+            "adapter": None,
+            **self.checkpoint_config(),
+        }
+        model = self.backbone.model
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(str(directory / ADAPTER_DIR))
+            config["adapter"] = ADAPTER_DIR
+        if include_backbone:
+            if self.backbone.kind != "text":
+                raise UsageError(
+                    "exporting a fully fine-tuned backbone is supported for text backbones; train Qwen-VL with --tune lora"
+                )
+            model.save_pretrained(str(directory / BACKBONE_DIR))
+            self.backbone.tokenizer.save_pretrained(str(directory / BACKBONE_DIR))
+            config["backbone"], config["backbone_revision"] = BACKBONE_DIR, None
+        (directory / self.config_file).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    def load_own_weights(self, directory: str | Path) -> None:
+        path = Path(directory) / self.weights_file
+        own = self.own_parameters()
+        if not path.is_file():
+            if own:
+                raise HarnessError(
+                    f"checkpoint {directory} has no {self.weights_file} for {', '.join(own)}"
+                )
+            return
+        tensors = load_file(str(path))
+        for name, param in own.items():
+            if name not in tensors:
+                raise HarnessError(f"checkpoint {directory} has no weights for {name!r}")
+            if tuple(tensors[name].shape) != tuple(param.shape):
+                raise HarnessError(
+                    f"checkpoint {directory} holds {name} of shape {tuple(tensors[name].shape)} but the "
+                    f"model expects {tuple(param.shape)}"
+                )
+            with torch.no_grad():
+                param.copy_(tensors[name].to(param.device))
 
     # ---------------------------------------------------------------- protocol
     def own_weights_digest(self) -> str:
@@ -110,6 +188,49 @@ class BackboneEncoder(torch.nn.Module):
             MultiVectors.cat(parts)
             if parts
             else MultiVectors(torch.zeros(0, 1, self.dim()), torch.zeros(0, dtype=torch.long))
+        )
+
+
+def read_checkpoint(directory: str | Path, config_file: str) -> dict[str, Any]:
+    """A checkpoint's config, with its backbone and adapter paths resolved."""
+    path = Path(directory)
+    if not (path / config_file).is_file():
+        raise HarnessError(
+            f"checkpoint {str(path)!r} is missing {config_file}; train one with `python -m harness train` "
+            f"or check the path"
+        )
+    config = json.loads((path / config_file).read_text())
+    if config.get("backbone") and (path / config["backbone"]).is_dir():
+        config["backbone"] = str(path / config["backbone"])
+    if config.get("adapter"):
+        config["adapter"] = str(path / config["adapter"])
+    return config
+
+
+def load_for_checkpoint(
+    backbone: str | None, checkpoint: str | None, config_file: str, **kwargs: Any
+) -> tuple[Backbone, dict[str, Any]]:
+    """The backbone to build an encoder on: the named one, or the one a checkpoint names (its
+    saved fine-tuned copy, or the original plus its LoRA adapter)."""
+    from baselines.backbones import load_backbone
+
+    config = read_checkpoint(checkpoint, config_file) if checkpoint is not None else {}
+    name = backbone or config.get("backbone")
+    if name is None:
+        raise UsageError("pass --model-args backbone=HUB_ID_OR_DIR (or checkpoint=DIR)")
+    if config and backbone is None and config.get("backbone_revision"):
+        kwargs["revision"] = kwargs.get("revision") or config["backbone_revision"]
+    bb = load_backbone(name, adapter=config.get("adapter"), **kwargs)
+    if checkpoint is not None:
+        check_hidden_size(config, bb, checkpoint)
+    return bb, config
+
+
+def check_hidden_size(config: dict[str, Any], backbone: Backbone, checkpoint: str | Path) -> None:
+    if config.get("hidden_size") not in (None, backbone.hidden_size):
+        raise HarnessError(
+            f"checkpoint {checkpoint} was trained on hidden size {config['hidden_size']} "
+            f"({config.get('backbone')}) but backbone {backbone.name} has {backbone.hidden_size}"
         )
 
 

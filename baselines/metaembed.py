@@ -13,7 +13,6 @@ Matryoshka (MMR) training makes every prefix useful, so budgets are prefixes (ne
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from baselines.backbones import Backbone, load_backbone
-from baselines.encoder import BackboneEncoder, gather_rows
+from baselines.encoder import BackboneEncoder, check_hidden_size, gather_rows, read_checkpoint
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -32,14 +30,12 @@ from harness.protocol import Item, Role
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "metaembed_config.json"
-WEIGHTS_FILE = "metaembed.safetensors"
-ADAPTER_DIR = "adapter"
-
 
 class MetaEmbed(BackboneEncoder):
     family = "metaembed"
     nested = True
+    config_file = "metaembed_config.json"
+    weights_file = "metaembed.safetensors"
 
     def __init__(
         self,
@@ -149,43 +145,12 @@ class MetaEmbed(BackboneEncoder):
             f"metaembed-v1|{self.backbone.kind}|{extra}|{getattr(self.backbone, 'max_pixels', '')}"
         )
 
-    # ---------------------------------------------------------------- checkpoints
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Meta tokens and projection as safetensors, LoRA adapters (if any) and a small config."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {"meta_tokens": self.meta_tokens.detach().float().cpu().contiguous()}
-        if self.projection is not None:
-            tensors["projection.weight"] = (
-                self.projection.weight.detach().float().cpu().contiguous()
-            )
-        save_file(tensors, str(directory / WEIGHTS_FILE))
-        config = {
-            "format": 1,
-            "name": self.name,
-            "backbone": self.backbone.name,
-            "backbone_revision": self.backbone.revision,
-            "hidden_size": self.backbone.hidden_size,
+    def checkpoint_config(self) -> dict[str, Any]:
+        return {
             "query_tokens": self.query_tokens,
             "candidate_tokens": self.candidate_tokens,
             "projection_dim": self.projection.out_features if self.projection is not None else None,
-            "adapter": None,
         }
-        if hasattr(self.backbone.model, "peft_config"):
-            self.backbone.model.save_pretrained(str(directory / ADAPTER_DIR))
-            config["adapter"] = ADAPTER_DIR
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
-
-
-def read_checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
-    path = Path(checkpoint)
-    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-        raise HarnessError(
-            f"checkpoint {str(path)!r} is not a MetaEmbed checkpoint (expected {CONFIG_FILE} and "
-            f"{WEIGHTS_FILE} in it); train one with `python -m harness train` or check the path"
-        )
-    return json.loads((path / CONFIG_FILE).read_text())
 
 
 def load_metaembed(
@@ -206,7 +171,7 @@ def load_metaembed(
     adapters). Without a checkpoint the meta tokens are freshly initialised (untrained)."""
     config: dict[str, Any] = {}
     if checkpoint is not None:
-        config = read_checkpoint_config(checkpoint)
+        config = read_checkpoint(checkpoint, MetaEmbed.config_file)
     backbone_name = backbone or config.get("backbone")
     if backbone_name is None:
         raise UsageError(
@@ -223,16 +188,14 @@ def load_metaembed(
             )
     bb = load_backbone(
         backbone_name,
-        revision=revision or config.get("backbone_revision"),
+        revision=revision or (config.get("backbone_revision") if backbone is None else None),
         device=device,
         dtype=dtype,
+        adapter=config.get("adapter"),
         **backbone_options,
     )
-    if checkpoint is not None and config.get("hidden_size") not in (None, bb.hidden_size):
-        raise HarnessError(
-            f"checkpoint {checkpoint} was trained on hidden size {config['hidden_size']} "
-            f"({config.get('backbone')}) but backbone {backbone_name} has {bb.hidden_size}"
-        )
+    if checkpoint is not None:
+        check_hidden_size(config, bb, checkpoint)
     args = {
         "backbone": backbone_name,
         "checkpoint": str(checkpoint) if checkpoint else None,
@@ -249,32 +212,8 @@ def load_metaembed(
         args=args,
     )
     if checkpoint is not None:
-        load_parts(model, checkpoint, config)
+        model.load_own_weights(checkpoint)
     return model
-
-
-def load_parts(model: MetaEmbed, checkpoint: str | Path, config: dict[str, Any]) -> None:
-    tensors = load_file(str(Path(checkpoint) / WEIGHTS_FILE))
-    meta = tensors["meta_tokens"]
-    if tuple(meta.shape) != tuple(model.meta_tokens.shape):
-        raise HarnessError(
-            f"checkpoint {checkpoint} holds meta tokens of shape {tuple(meta.shape)} but the model "
-            f"expects {tuple(model.meta_tokens.shape)} ({model.query_tokens}+{model.candidate_tokens} slots x hidden {model.backbone.hidden_size})"
-        )
-    with torch.no_grad():
-        model.meta_tokens.copy_(meta.to(model.meta_tokens.device))
-        if model.projection is not None:
-            model.projection.weight.copy_(
-                tensors["projection.weight"].to(model.projection.weight.device)
-            )
-    if config.get("adapter"):
-        from peft import PeftModel
-
-        model.backbone.model = PeftModel.from_pretrained(
-            model.backbone.model, str(Path(checkpoint) / config["adapter"])
-        )
-        model.backbone.model.eval()
-        model.model = model.backbone.model
 
 
 BUNDLED_MINI = Path(__file__).parent / "checkpoints" / "metaembed-mini"
@@ -284,7 +223,7 @@ def load_metaembed_mini(checkpoint: str | None = None, **kwargs: Any) -> MetaEmb
     """MetaEmbed on all-MiniLM-L6-v2: the bundled checkpoint when present, else untrained."""
     from baselines.backbones import MINILM
 
-    if checkpoint is None and (BUNDLED_MINI / CONFIG_FILE).is_file():
+    if checkpoint is None and (BUNDLED_MINI / MetaEmbed.config_file).is_file():
         checkpoint = str(BUNDLED_MINI)
     if checkpoint is None:
         log.warning("metaembed-mini: no bundled checkpoint found, so its meta tokens are untrained")

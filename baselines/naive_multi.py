@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from baselines.backbones import Backbone, load_backbone
-from baselines.encoder import BackboneEncoder
+from baselines.backbones import Backbone
+from baselines.encoder import BackboneEncoder, load_for_checkpoint
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, Role
@@ -63,21 +63,34 @@ class NaiveMulti(BackboneEncoder):
 
 
 def load_naive_multi(
-    backbone: str,
+    backbone: str | None = None,
     *,
     query_vectors: int = 16,
     candidate_vectors: int = 64,
+    checkpoint: str | None = None,
     name: str | None = None,
     revision: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
     **options: Any,
 ) -> NaiveMulti:
-    bb = load_backbone(backbone, revision=revision, device=device, dtype=dtype, **options)
+    bb, config = load_for_checkpoint(
+        backbone,
+        checkpoint,
+        NaiveMulti.config_file,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+    saved = config.get("args", {})
+    query_vectors = saved.get("query_vectors", query_vectors)
+    candidate_vectors = saved.get("candidate_vectors", candidate_vectors)
     args = {
-        "backbone": backbone,
+        "backbone": backbone or config.get("backbone"),
         "query_vectors": query_vectors,
         "candidate_vectors": candidate_vectors,
+        "checkpoint": checkpoint,
         "dtype": dtype,
         **options,
     }
@@ -85,6 +98,6 @@ def load_naive_multi(
         bb,
         query_vectors=query_vectors,
         candidate_vectors=candidate_vectors,
-        name=name or "naive-multi",
+        name=name or config.get("name") or "naive-multi",
         args=args,
     )

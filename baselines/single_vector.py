@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from baselines.backbones import Backbone, load_backbone
-from baselines.encoder import BackboneEncoder, gather_rows, last_positions
+from baselines.backbones import Backbone
+from baselines.encoder import BackboneEncoder, gather_rows, last_positions, load_for_checkpoint
 from harness.errors import UsageError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, Role
@@ -55,15 +55,34 @@ class SingleVector(BackboneEncoder):
 
 
 def load_single(
-    backbone: str,
+    backbone: str | None = None,
     *,
     pooling: str = "last",
+    checkpoint: str | None = None,
     name: str | None = None,
     revision: str | None = None,
     device: str | None = None,
     dtype: str | None = None,
     **options: Any,
 ) -> SingleVector:
-    bb = load_backbone(backbone, revision=revision, device=device, dtype=dtype, **options)
-    args = {"backbone": backbone, "pooling": pooling, "dtype": dtype, **options}
-    return SingleVector(bb, pooling=pooling, name=name or f"single-{pooling}", args=args)
+    """A single-vector encoder; `checkpoint=` a folder written by `python -m harness train`."""
+    bb, config = load_for_checkpoint(
+        backbone,
+        checkpoint,
+        SingleVector.config_file,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+    pooling = config.get("args", {}).get("pooling", pooling)
+    args = {
+        "backbone": backbone or config.get("backbone"),
+        "pooling": pooling,
+        "checkpoint": checkpoint,
+        "dtype": dtype,
+        **options,
+    }
+    return SingleVector(
+        bb, pooling=pooling, name=name or config.get("name") or f"single-{pooling}", args=args
+    )

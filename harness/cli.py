@@ -102,10 +102,104 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
     table.add_argument("--output", default=None, help="write to FILE instead of stdout")
 
+    train = sub.add_parser(
+        "train", help="train MetaEmbed (MMR) or a baseline under the same settings"
+    )
+    train.add_argument(
+        "--config",
+        default=None,
+        help="a TOML or JSON file of TrainConfig fields; flags override it",
+    )
+    for flag, kind, help_text in TRAIN_FLAGS:
+        if kind is bool:
+            train.add_argument(flag, action="store_true", default=None, help=help_text)
+        else:
+            train.add_argument(flag, type=kind, default=None, help=help_text)
+    train.add_argument("--no-progress", action="store_true", default=None)
+
     fetch = sub.add_parser("prefetch", help="download dataset snapshots for offline runs")
     fetch.add_argument("--tasks", required=True, help="comma list of tasks or groups")
     fetch.add_argument("--data-dir", required=True, help="where snapshots go, as DIR/<org>/<name>")
     return parser
+
+
+TRAIN_FLAGS: list[tuple[str, type, str]] = [
+    ("--model", str, "model to train (default metaembed-mini)"),
+    ("--model-args", str, "k=v,... for the model factory"),
+    (
+        "--data",
+        str,
+        "sources, optionally weighted: mini | mmeb-train[:Subset+...] | colpali | task:NAME | jsonl:PATH, e.g. mmeb-train@0.7,colpali@0.3",
+    ),
+    ("--data-dir", str, "offline dataset snapshots"),
+    ("--output", str, "checkpoint folder (also holds the training state and loss log)"),
+    ("--steps", int, "optimizer steps"),
+    ("--batch-size", int, "queries per step (in-batch negatives)"),
+    ("--grad-accum", int, "micro-batches per step"),
+    ("--lr", float, "learning rate of the backbone (LoRA or full)"),
+    ("--own-lr", float, "learning rate of the encoder's own weights (meta tokens, projection)"),
+    ("--weight-decay", float, "AdamW weight decay"),
+    ("--warmup", int, "warm-up steps"),
+    ("--schedule", str, "linear | cosine | constant decay after warm-up"),
+    ("--temperature", float, "InfoNCE temperature (0.03)"),
+    ("--objective", str, "mmr (one loss per nested group) | nommr (largest group only)"),
+    ("--groups", str, "nested groups, e.g. 1x1,2x4,4x8,8x16,16x64"),
+    ("--tune", str, "lora | full | frozen"),
+    ("--lora-r", int, "LoRA rank (32)"),
+    ("--lora-alpha", int, "LoRA alpha (32)"),
+    ("--gradient-checkpointing", bool, "trade compute for memory"),
+    ("--no-hard-negatives", bool, "use in-batch negatives only"),
+    ("--seed", int, "seed of weights' initialisation and batches"),
+    ("--save-every", int, "save a resumable checkpoint every N steps"),
+    ("--run-steps", int, "stop after N steps in this invocation (rerun to continue)"),
+    ("--device", str, "auto | cpu | cuda"),
+    ("--no-resume", bool, "start over even if the output holds a training state"),
+]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+    import tomllib
+    from dataclasses import fields
+
+    from harness.registry import parse_model_args
+    from harness.training import TrainConfig, train
+
+    values: dict = {}
+    if args.config:
+        try:
+            with open(args.config, "rb") as handle:
+                values = (
+                    tomllib.load(handle) if not args.config.endswith(".json") else json.load(handle)
+                )
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --config {args.config}: {exc}") from exc
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown field {unknown[0]!r} in {args.config}; known: {', '.join(sorted(known))}"
+        )
+    for flag, _, _ in TRAIN_FLAGS:
+        key = flag[2:].replace("-", "_")
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if key == "no_hard_negatives":
+            values["hard_negatives"] = False
+        elif key == "no_resume":
+            values["resume"] = False
+        elif key == "model_args":
+            values["model_args"] = parse_model_args(value)
+        else:
+            values[key] = value
+    if args.no_progress:
+        values["progress"] = False
+    if isinstance(values.get("model_args"), str):
+        values["model_args"] = parse_model_args(values["model_args"])
+    output = train(TrainConfig(**values))
+    print(f"checkpoint: {output}")
+    return 0
 
 
 def _cmd_list(what: str) -> int:
@@ -242,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "prefetch":
             return _cmd_prefetch(args)
+        if args.command == "train":
+            return _cmd_train(args)
         return _cmd_report(args)
     except HarnessError as exc:
         if args.verbose:

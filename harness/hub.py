@@ -48,17 +48,30 @@ def snapshot_dir(ref: DatasetRef, data_dir: str | os.PathLike | None) -> Path | 
 
 
 def dataset_root(spec: TaskSpec, data_dir: str | os.PathLike | None) -> Path:
+    """The local folder with a task's dataset repo files (see `fetch_root`)."""
+    return fetch_root(
+        spec.dataset, data_dir, name=spec.name, files=spec.files, archives=spec.archives
+    )
+
+
+def fetch_root(
+    ref: DatasetRef,
+    data_dir: str | os.PathLike | None,
+    *,
+    name: str,
+    files: Sequence[str] | None = None,
+    archives: Sequence[str] = (),
+) -> Path:
     """The local folder with the dataset repo's files.
 
     A snapshot in `data_dir` (or in the default data dir) is used as it is; otherwise, unless
     the hub is switched off, the repo is fetched at the pinned revision into that folder first.
     """
-    ref = spec.dataset
     for folder in (data_dir, default_data_dir()):
         local = snapshot_dir(ref, folder)
         if local is not None:
             return local
-    hint = prefetch_hint([spec.name], data_dir)
+    hint = prefetch_hint([name], data_dir)
     where = (
         f"not in --data-dir {str(data_dir)!r}"
         if data_dir is not None
@@ -71,10 +84,10 @@ def dataset_root(spec: TaskSpec, data_dir: str | os.PathLike | None) -> Path:
         )
     target = Path(data_dir) if data_dir is not None else default_data_dir()
     try:
-        prefetch([(ref, spec.files, spec.archives)], target)
+        prefetch([(ref, files, archives)], target)
     except HarnessError as exc:
         raise HarnessError(
-            f"dataset {ref.path} is {where} and {exc}; fetch it where the hub is reachable with: {hint}"
+            f"dataset {ref.path} is {where}; {exc}; fetch it where the hub is reachable with: {hint}"
         ) from exc
     return target / ref.path
 
@@ -163,10 +176,10 @@ def image_reference(value: Any, root: Path) -> bytes | str | None:
 
 
 def unzip_images(root: Path, archive: str = "images.zip", into: str = "images") -> Path | None:
-    """Unzip `root/archive` into `root/into` once (a marker file records completion)."""
+    """Unzip `root/archive` into `root/into` once (a marker file per archive records completion)."""
     zipped = root / archive
     target = root / into
-    marker = target / ".unzipped"
+    marker = target / f".unzipped-{Path(archive).name}"
     if not zipped.exists():
         return None
     if marker.exists():

@@ -328,7 +328,10 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
     if name in MODELS:
         entry = MODELS[name]
         factory = import_target(entry.target)
-        model_args = {**entry.defaults, **model_args}
+        defaults = dict(entry.defaults)
+        if model_args.get("checkpoint") is not None:
+            defaults.pop("backbone", None)  # a checkpoint names its own backbone
+        model_args = {**defaults, **model_args}
     elif ":" in name:
         factory = import_target(name)
     else:

@@ -71,6 +71,13 @@ QWEN_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 QWEN_PROCESSORS = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor"}
+# Gemma's leading special tokens (ids 0-4) and the tokens PaliGemma appends after the Gemma vocab,
+# in the hub order: 1024 <locNNNN>, 128 <segNNN>, then <image> (the config's image_token_index).
+GEMMA_SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+PALIGEMMA_EXTRA_TOKENS = [f"<loc{i:04d}>" for i in range(1024)] + [
+    f"<seg{i:03d}>" for i in range(128)
+]
+PALIGEMMA_IMAGE_TOKEN = "<image>"
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 
 _COMMON_WORDS = (
@@ -332,6 +339,95 @@ def tiny_colqwen2(path: Path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------- PaliGemma / ColPali
+
+
+def _paligemma_tokenizer() -> Any:
+    """Gemma BPE tokenizer (spaces as `▁`, byte fallback, cased) laid out like PaliGemma's: the
+    Gemma specials at ids 0-4, the 256 `<0xNN>` byte pieces, corpus characters, learnt merges, then
+    the <loc>/<seg> tokens and the special `<image>` token last. Built with the `tokenizers` BPE
+    trainer (`GemmaTokenizer` is the fast, sentencepiece-free class; the processor saves it).
+    ColPaliProcessor's own `add_tokens(<loc>/<seg>)` then finds every token already present."""
+    from transformers import GemmaTokenizer
+
+    template = Tokenizer(models.BPE())
+    template.normalizer = normalizers.Replace(" ", "\u2581")
+    # learn merges within words (sentencepiece-like "▁word" pieces)
+    template.pre_tokenizer = pre_tokenizers.Split("\u2581", behavior="merged_with_next")
+    chars = sorted({c for line in corpus() for c in line.replace(" ", "\u2581")})
+    base = [*GEMMA_SPECIAL_TOKENS, *(f"<0x{b:02X}>" for b in range(256)), *chars]
+    vocab, merges = _train_bpe(template, base, 640)
+    for token in [*PALIGEMMA_EXTRA_TOKENS, PALIGEMMA_IMAGE_TOKEN]:
+        vocab[token] = len(vocab)
+    tokenizer = GemmaTokenizer(
+        vocab=vocab,
+        merges=merges,
+        extra_special_tokens={"image_token": PALIGEMMA_IMAGE_TOKEN},
+        model_max_length=512,
+    )
+    tokenizer.add_tokens(PALIGEMMA_EXTRA_TOKENS)
+    ids = tokenizer.convert_tokens_to_ids([*PALIGEMMA_EXTRA_TOKENS, PALIGEMMA_IMAGE_TOKEN])
+    assert ids == list(range(len(vocab) - len(ids), len(vocab))) and len(tokenizer) == len(vocab)
+    return tokenizer
+
+
+def tiny_colpali(path: Path) -> Path:
+    """ColPaliForRetrieval (transformers' class) on a tiny PaliGemma (Gemma text model: 1 layer,
+    hidden 32; SigLIP vision tower: 1 layer, hidden 32, 56px images, 14px patches, so 16 image
+    tokens), 16-dim multi-vectors, with the ColPaliProcessor (Gemma BPE tokenizer, see
+    `_paligemma_tokenizer`, + SiglipImageProcessor 56x56 with `image_seq_length` 16)."""
+    from transformers import ColPaliConfig, ColPaliForRetrieval, ColPaliProcessor, PaliGemmaConfig
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    image_size, patch_size = 56, 14
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = _paligemma_tokenizer()
+    image_processor = SiglipImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        image_seq_length=(image_size // patch_size) ** 2,
+    )
+    size = len(tokenizer)
+    processor = ColPaliProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    assert len(tokenizer) == size  # every token the processor adds is already in the vocab
+    processor.save_pretrained(path)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in GEMMA_SPECIAL_TOKENS}
+    hidden = 32
+    vlm = PaliGemmaConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": hidden,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 16,
+            "max_position_embeddings": 512,
+            "pad_token_id": ids["<pad>"],
+            "eos_token_id": ids["<eos>"],
+            "bos_token_id": ids["<bos>"],
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "vision_use_head": False,
+        },
+        image_token_index=tokenizer.convert_tokens_to_ids(PALIGEMMA_IMAGE_TOKEN),
+        vocab_size=len(tokenizer),
+        projection_dim=hidden,
+        hidden_size=hidden,
+        pad_token_id=ids["<pad>"],
+        eos_token_id=ids["<eos>"],
+        bos_token_id=ids["<bos>"],
+    )
+    config = ColPaliConfig(vlm_config=vlm.to_dict(), embedding_dim=16)
+    _save_model(ColPaliForRetrieval, config, path)
+    return path
+
+
 # --------------------------------------------------------------------------- text / dual encoders
 
 
@@ -498,6 +594,7 @@ BUILDERS = {
     "qwen2_vl": tiny_qwen2_vl,
     "qwen2_5_vl": partial(tiny_qwen2_vl, variant="qwen2_5_vl"),
     "colqwen2": tiny_colqwen2,
+    "colpali": tiny_colpali,
     "bert": tiny_bert,
     "clip": tiny_clip,
     "siglip": tiny_siglip,

@@ -172,8 +172,9 @@ def test_metaembed_and_baselines_on_tiny_bert(tiny_models):
         get_model("metaembed", {"backbone": str(tiny_models["bert"]), "max_visual_tokens": 8})
 
 
-def test_colqwen2_through_transformers_retrieval_class(tiny_models):
-    model = get_model("colqwen2", {"model": str(tiny_models["colqwen2"])})
+@pytest.mark.parametrize("name", ["colqwen2", "colpali"])
+def test_colvision_models_through_transformers_retrieval_classes(tiny_models, name):
+    model = get_model(name, {"model": str(tiny_models[name])})
     queries = model.encode([Item("q", "what colour is it?"), Item("q2", "red")], role="query")
     pages = model.encode(
         [Item("p", image=png((255, 0, 0))), Item("p2", image=png((0, 0, 255), (56, 84)))],
@@ -207,6 +208,16 @@ def test_dual_encoders_embed_text_images_and_both(tiny_models, name):
     torch.testing.assert_close(
         v[2], torch.nn.functional.normalize(v[0] + v[1], dim=0), atol=1e-5, rtol=1e-5
     )
+
+
+def test_vlm2vec_is_last_token_pooling_on_a_qwen_backbone(tiny_models):
+    model = get_model("vlm2vec", {"backbone": str(tiny_models["qwen2_vl"])})
+    assert (
+        model.card.name == "vlm2vec"
+        and model.pooling == "last"
+        and model.backbone.template == "raw"
+    )
+    assert model.encode(ITEMS, role="query").vectors.shape == (4, 1, 64)
 
 
 def test_cli_runs_metaembed_on_a_qwen_backbone_end_to_end(tiny_models, tmp_path):

@@ -1,0 +1,142 @@
+"""Training data: (query, positive, optional hard negative) examples from several sources,
+mixed by weight into batches that depend only on (seed, step), so a resumed run sees exactly
+the batches an uninterrupted one would.
+
+Sources: `mini` (the offline mini suite's train split), `mmeb-train[:Subset+Subset]`
+(TIGER-Lab/MMEB-train), `colpali` (vidore/colpali_train_set), `task:NAME` (queries and their
+most relevant candidate from any registered or `module:attr` task), and `jsonl:PATH` files with
+`query`, `positive`, `negative` (and optional `*_image` paths).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError, UsageError
+from harness.protocol import Item
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Example:
+    query: Item
+    positive: Item
+    negative: Item | None = None
+
+
+def parse_mixture(spec: str) -> list[tuple[str, float]]:
+    """`a,b` (equal weights) or `a:0.7,b:0.3`; a source name may itself contain `:` (task:NAME)."""
+    out = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        name, weight = part, 1.0
+        head, sep, tail = part.rpartition("@")
+        if sep:
+            name = head
+            try:
+                weight = float(tail)
+            except ValueError:
+                raise UsageError(
+                    f"mixture weight in {part!r} is not a number; write SOURCE@WEIGHT"
+                ) from None
+        if weight <= 0:
+            raise UsageError(f"mixture weight of {name!r} must be positive")
+        out.append((name, weight))
+    if not out:
+        raise UsageError("no training data given: --data mini, or e.g. mmeb-train@0.7,colpali@0.3")
+    return out
+
+
+def load_source(name: str, data_dir: str | Path | None) -> list[Example]:
+    if name == "mini":
+        from tasks.mini import train_examples
+
+        return train_examples()
+    if name.startswith("task:"):
+        return _from_task(name[5:], data_dir)
+    if name.startswith("jsonl:"):
+        return _from_jsonl(Path(name[6:]))
+    if name == "colpali":
+        from tasks.train_sets import colpali_examples
+
+        return colpali_examples(data_dir)
+    if name == "mmeb-train" or name.startswith("mmeb-train:"):
+        from tasks.train_sets import mmeb_train_examples
+
+        subsets = name.partition(":")[2]
+        return mmeb_train_examples(data_dir, subsets.split("+") if subsets else None)
+    raise UsageError(
+        f"unknown training source {name!r}; use mini, mmeb-train[:Subset+...], colpali, task:NAME or jsonl:PATH"
+    )
+
+
+def _from_task(name: str, data_dir: str | Path | None) -> list[Example]:
+    from harness.registry import get_tasks
+
+    examples = []
+    for spec in get_tasks(name):
+        data = spec.load(data_dir)
+        by_id = {c.id: c for c in data.candidates}
+        for query in data.queries:
+            judged = {c: g for c, g in data.qrels.get(query.id, {}).items() if g > 0 and c in by_id}
+            if judged:
+                best = sorted(judged, key=lambda c: (-judged[c], c))[0]
+                examples.append(Example(query, by_id[best]))
+    return examples
+
+
+def _from_jsonl(path: Path) -> list[Example]:
+    if not path.is_file():
+        raise HarnessError(f"training file {path} not found")
+    examples = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if "query" not in row or "positive" not in row:
+            raise HarnessError(f"{path}:{line_no} needs 'query' and 'positive' fields")
+
+        def item(role: str, key: str, row=row, line_no=line_no) -> Item | None:
+            text, image = row.get(key), row.get(f"{key}_image")
+            if text is None and image is None:
+                return None
+            image = str(path.parent / image) if image else None
+            return Item(f"{path.name}:{line_no}:{role}", text=text, image=image)
+
+        examples.append(Example(item("q", "query"), item("p", "positive"), item("n", "negative")))
+    return examples
+
+
+class MixtureSampler:
+    """Batch `step` is drawn from the sources by weight with a generator seeded by (seed, step):
+    stateless, so resuming at any step reproduces the uninterrupted run. Within a batch no
+    example repeats."""
+
+    def __init__(
+        self, sources: Sequence[tuple[str, float, list[Example]]], batch_size: int, seed: int
+    ):
+        empty = [name for name, _, examples in sources if not examples]
+        if empty:
+            raise HarnessError(f"training source {empty[0]!r} has no examples")
+        self.sources = list(sources)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        total = sum(w for _, w, _ in self.sources)
+        self.weights = [w / total for _, w, _ in self.sources]
+        if not any(ex.negative is not None for _, _, examples in self.sources for ex in examples):
+            log.info("the training data has no hard negatives: in-batch negatives only")
+
+    def batch(self, step: int) -> list[Example]:
+        rng = random.Random(f"{self.seed}:{step}")
+        picks = rng.choices(range(len(self.sources)), weights=self.weights, k=self.batch_size)
+        out: list[Example] = []
+        for index in sorted(set(picks)):
+            _, _, examples = self.sources[index]
+            want = min(picks.count(index), len(examples))
+            out.extend(examples[i] for i in rng.sample(range(len(examples)), want))
+        return out

@@ -1,0 +1,465 @@
+"""`python -m harness train`: fit MetaEmbed with Matryoshka Multi-Vector Retrieval, and its
+baselines (single-vector, naive multi-vector, MetaEmbed without nesting, ColBERT-style) under
+identical settings.
+
+AdamW with warm-up then decay, gradient accumulation, optional gradient checkpointing, bf16
+autocast on GPU, LoRA through peft (r = alpha = 32 on the language model's attention and MLP
+projections, as in the paper) with the encoder's own weights (meta tokens, projection) fully
+trained, or full fine-tuning, or a frozen backbone. Checkpoints every N steps resume exactly:
+the batches depend only on (seed, step), and weights, optimizer, schedule and random states are
+restored. Under torchrun, candidates are gathered across ranks as in-batch negatives and
+gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from harness.errors import HarnessError, UsageError
+from harness.losses import DEFAULT_TEMPERATURE, gather_candidates, mmr_loss, parse_groups
+from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("mmr", "nommr")
+TUNES = ("lora", "full", "frozen")
+SCHEDULES = ("linear", "cosine", "constant")
+STATE_DIR = "state"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    model: str = "metaembed-mini"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: str = "mini"
+    data_dir: str | None = None
+    output: str = "checkpoints/metaembed-mini"
+    steps: int = 100
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-4  # backbone (LoRA or full) learning rate
+    own_lr: float = 1e-3  # the encoder's own weights: meta tokens, projection
+    weight_decay: float = 0.0
+    warmup: int = 10
+    schedule: str = "linear"
+    max_grad_norm: float = 1.0
+    temperature: float = DEFAULT_TEMPERATURE
+    objective: str = "mmr"  # mmr: one InfoNCE per nested group; nommr: the largest group only
+    groups: str | None = None  # e.g. "1x1,2x4,4x8,8x16,16x64" (the default for MetaEmbed)
+    hard_negatives: bool = True
+    tune: str = "lora"
+    lora_r: int = 32
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    save_every: int = 0  # 0: only at the end
+    run_steps: int | None = (
+        None  # stop after this many steps in this invocation (state saved; rerun resumes)
+    )
+    device: str = "auto"
+    resume: bool = True
+    progress: bool = True
+
+    def validate(self) -> None:
+        for name, value, allowed in (
+            ("objective", self.objective, OBJECTIVES),
+            ("tune", self.tune, TUNES),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
+            if value not in allowed:
+                raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if self.batch_size % self.grad_accum:
+            raise UsageError("--batch-size must be a multiple of --grad-accum")
+
+
+# ---------------------------------------------------------------- model set-up
+
+LORA_TARGETS = {
+    # the language model's attention and MLP projections (not the vision tower)
+    "qwen-vl": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
+    "text": r".*\.(query|key|value|dense|q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
+}
+
+
+def _groups_for(encoder, config: TrainConfig) -> list[tuple[int, int]]:
+    family = encoder.card.family
+    q, c = encoder.card.query_vectors, encoder.card.candidate_vectors
+    if family == "metaembed":
+        groups = parse_groups(config.groups, q, c)
+        return groups[-1:] if config.objective == "nommr" else groups
+    if config.groups is not None:
+        raise UsageError(f"--groups applies to MetaEmbed models only, not to family {family!r}")
+    if family == "colbert":
+        return [(10**9, 10**9)]  # every token
+    return [(q, c)]  # single-vector (1, 1); naive multi-vector its full (K_q, K_c)
+
+
+def _setup_trainable(
+    encoder, config: TrainConfig
+) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """(the encoder's own parameters, backbone parameters) that will be trained."""
+    backbone = encoder.backbone
+    if config.tune == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=LORA_TARGETS[backbone.kind],
+        )
+        backbone.model = get_peft_model(backbone.model, lora)
+        encoder.model = backbone.model
+    for param in backbone.model.parameters():
+        param.requires_grad_(config.tune == "full")
+    if config.tune == "lora":
+        for name, param in backbone.model.named_parameters():
+            param.requires_grad_("lora_" in name)
+    own = [p for n, p in encoder.named_parameters() if not n.startswith("model.")]
+    for param in own:
+        param.requires_grad_(True)
+    body = [p for p in backbone.model.parameters() if p.requires_grad]
+    if not own and not body:
+        raise UsageError(
+            f"{encoder.card.name} has no weights of its own, so --tune frozen trains nothing; use lora or full"
+        )
+    if config.gradient_checkpointing and hasattr(backbone.model, "gradient_checkpointing_enable"):
+        backbone.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    return own, body
+
+
+def _schedule(config: TrainConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup:
+            return (step + 1) / max(1, config.warmup)
+        if config.schedule == "constant":
+            return 1.0
+        progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+        if config.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+# ---------------------------------------------------------------- one step
+
+
+def _role_vectors(encoder, items, role: str, groups):
+    """Differentiable embeddings; a non-nested model is run at its own full count."""
+    if encoder.card.nested:
+        return encoder.embed(items, role)
+    count = groups[-1][0] if role == "query" else groups[-1][1]
+    return encoder.embed(items, role, count)
+
+
+def _micro_loss(encoder, examples: list[Example], groups, config: TrainConfig):
+    queries = [e.query for e in examples]
+    candidates = [e.positive for e in examples]
+    if config.hard_negatives:
+        candidates += [e.negative for e in examples if e.negative is not None]
+    q = _role_vectors(encoder, queries, "query", groups)
+    c = _role_vectors(encoder, candidates, "candidate", groups)
+    c_vectors, c_lengths, offset = gather_candidates(c.vectors, c.lengths)
+    targets = torch.arange(len(examples), device=q.vectors.device) + offset
+    # Another copy of a query's positive (same content) is not a negative for it.
+    keys = [x.content_hash for x in candidates]
+    all_keys = _gather_keys(keys)
+    exclude = torch.tensor(
+        [
+            [k == e.positive.content_hash and j != offset + i for j, k in enumerate(all_keys)]
+            for i, e in enumerate(examples)
+        ],
+        device=q.vectors.device,
+    )
+    return mmr_loss(
+        q.vectors,
+        q.lengths,
+        c_vectors,
+        c_lengths,
+        targets,
+        groups,
+        config.temperature,
+        exclude=exclude if exclude.any() else None,
+    )
+
+
+def _gather_keys(keys: list[str]) -> list[str]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return keys
+    out: list[list[str]] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(out, keys)
+    return [k for part in out for k in part]
+
+
+# ---------------------------------------------------------------- state
+
+
+def _trainable_state(encoder) -> dict[str, torch.Tensor]:
+    return {
+        n: p.detach().cpu().contiguous() for n, p in encoder.named_parameters() if p.requires_grad
+    }
+
+
+def _save_state(
+    directory: Path, encoder, optimizer, scheduler, step: int, config: TrainConfig
+) -> None:
+    tmp = directory.with_name(directory.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(_trainable_state(encoder), str(tmp / "trainable.safetensors"))
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        tmp / "optimizer.pt",
+    )
+    torch.save(
+        {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        },
+        tmp / "rng.pt",
+    )
+    (tmp / "meta.json").write_text(
+        json.dumps({"step": step, "config": asdict(config)}, indent=1, default=str)
+    )
+    if directory.exists():
+        old = directory.with_name(directory.name + ".old")
+        directory.rename(old)
+        tmp.rename(directory)
+        import shutil
+
+        shutil.rmtree(old)
+    else:
+        tmp.rename(directory)
+
+
+def _load_state(directory: Path, encoder, optimizer, scheduler) -> int:
+    weights = load_file(str(directory / "trainable.safetensors"))
+    params = dict(encoder.named_parameters())
+    missing = [n for n in weights if n not in params]
+    if missing:
+        raise HarnessError(
+            f"training state in {directory} does not fit this model (no parameter {missing[0]!r}); use another --output"
+        )
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value.to(params[name].device))
+    states = torch.load(directory / "optimizer.pt", weights_only=False)
+    optimizer.load_state_dict(states["optimizer"])
+    scheduler.load_state_dict(states["scheduler"])
+    rng = torch.load(directory / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    random.setstate(rng["python"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return int(json.loads((directory / "meta.json").read_text())["step"])
+
+
+def export(encoder, directory: Path, config: TrainConfig) -> Path:
+    """Write a checkpoint that `run --model <family> --model-args checkpoint=DIR` loads."""
+    include_backbone = config.tune == "full"
+    encoder.save_pretrained(directory, include_backbone=include_backbone)
+    return directory
+
+
+# ---------------------------------------------------------------- loop
+
+
+def _distributed() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def train(config: TrainConfig) -> Path:
+    """Train and export; returns the checkpoint folder."""
+    from baselines.encoder import BackboneEncoder
+    from harness.registry import get_model
+
+    config.validate()
+    rank, world = _distributed()
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    device = (
+        config.device
+        if config.device != "auto"
+        else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
+    if device == "cuda" and world > 1:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+    encoder = get_model(config.model, config.model_args, device=device)
+    if not isinstance(encoder, BackboneEncoder):
+        raise UsageError(
+            f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"
+        )
+    groups = _groups_for(encoder, config)
+    sources = [
+        (name, weight, load_source(name, config.data_dir))
+        for name, weight in parse_mixture(config.data)
+    ]
+    sampler = MixtureSampler(sources, config.batch_size, config.seed)
+    own, body = _setup_trainable(encoder, config)
+    param_groups = [
+        g
+        for g in ({"params": own, "lr": config.own_lr}, {"params": body, "lr": config.lr})
+        if g["params"]
+    ]
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+
+    state_dir = output / STATE_DIR
+    start = 0
+    if config.resume and (state_dir / "meta.json").is_file():
+        start = _load_state(state_dir, encoder, optimizer, scheduler)
+        log.info("resumed from step %d in %s", start, state_dir)
+    elif (output / LOG_FILE).exists() and rank == 0:
+        (output / LOG_FILE).unlink()
+    if rank == 0:
+        (output / "train_config.json").write_text(
+            json.dumps(asdict(config), indent=2, default=str) + "\n"
+        )
+
+    trainable = [p for g in param_groups for p in g["params"]]
+    encoder.train()
+    if config.tune == "frozen":
+        encoder.backbone.model.eval()  # a frozen backbone runs without dropout
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else _null()
+    )
+    began = time.perf_counter()
+    stop = config.steps if config.run_steps is None else min(config.steps, start + config.run_steps)
+    bar = tqdm(
+        range(start, stop),
+        desc=f"train {encoder.card.name}",
+        disable=not config.progress or rank != 0,
+        initial=start,
+        total=config.steps,
+    )
+    for step in bar:
+        batch = sampler.batch(step)[rank::world]
+        micro = max(1, len(batch) // config.grad_accum)
+        total, terms_sum = 0.0, [0.0] * len(groups)
+        for k in range(0, len(batch), micro):
+            with autocast:
+                loss, terms = _micro_loss(encoder, batch[k : k + micro], groups, config)
+            (loss / config.grad_accum).backward()
+            total += float(loss.detach()) / config.grad_accum
+            terms_sum = [
+                a + float(t.detach()) / config.grad_accum
+                for a, t in zip(terms_sum, terms, strict=True)
+            ]
+        if world > 1:
+            import torch.distributed as dist
+
+            for p in trainable:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+        if config.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if rank == 0:
+            record = {
+                "step": step + 1,
+                "loss": total,
+                "groups": {
+                    f"{q}x{c}" if q < 10**9 else "all": t
+                    for (q, c), t in zip(groups, terms_sum, strict=True)
+                },
+                "lr": scheduler.get_last_lr()[-1],
+                "seconds": time.perf_counter() - began,
+            }
+            with open(output / LOG_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            bar.set_postfix(loss=f"{total:.4f}")
+        if (
+            config.save_every
+            and (step + 1) % config.save_every == 0
+            and step + 1 < config.steps
+            and rank == 0
+        ):
+            _save_state(state_dir, encoder, optimizer, scheduler, step + 1, config)
+            export(encoder, output, config)
+    bar.close()
+    encoder.eval()
+    if rank == 0 and stop > start:
+        _save_state(state_dir, encoder, optimizer, scheduler, stop, config)
+        export(encoder, output, config)
+        plot_loss(output)
+    if stop < config.steps:
+        log.info("stopped at step %d of %d; rerun the same command to continue", stop, config.steps)
+    return output
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def read_log(output: str | Path) -> list[dict[str, Any]]:
+    path = Path(output) / LOG_FILE
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
+
+
+def plot_loss(output: str | Path) -> Path | None:
+    """The loss curve (total and per group) as loss.png beside the checkpoint."""
+    rows = read_log(output)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    steps = [r["step"] for r in rows]
+    ax.plot(steps, [r["loss"] for r in rows], label="total", linewidth=2)
+    for name in rows[0]["groups"]:
+        if len(rows[0]["groups"]) > 1:
+            ax.plot(steps, [r["groups"][name] for r in rows], label=name, linewidth=1, alpha=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("InfoNCE loss")
+    ax.set_title(Path(output).name)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(output) / "loss.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,315 @@
+"""MMR training: the loss against a hand-written reference, the trainer, resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import toy_tasks
+from safetensors.torch import load_file
+
+import harness
+from harness.errors import UsageError
+from harness.losses import mmr_loss, parse_groups
+from harness.training import TrainConfig, read_log, train
+
+TESTS = Path(__file__).parent
+
+
+def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=None):
+    """Per-pair loops: MaxSim as a sum of maxima, then -log softmax of the target column."""
+    total = 0.0
+    terms = []
+    for rq, rc in groups:
+        term = 0.0
+        for i in range(q.shape[0]):
+            row = []
+            for j in range(c.shape[0]):
+                if exclude is not None and exclude[i][j]:
+                    continue
+                score = 0.0
+                for a in range(min(rq, int(q_len[i]))):
+                    score = score + max(
+                        torch.dot(q[i, a], c[j, b]) for b in range(min(rc, int(c_len[j])))
+                    )
+                row.append((j, score / temperature))
+            log_z = torch.logsumexp(torch.stack([s for _, s in row]), dim=0)
+            term = term + (log_z - dict(row)[int(targets[i])])
+        terms.append(term / q.shape[0])
+        total = total + terms[-1]
+    return total, terms
+
+
+def test_mmr_loss_and_gradients_match_the_reference():
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(3, 4, 5, generator=g), dim=-1).requires_grad_()
+    c = torch.nn.functional.normalize(torch.randn(5, 6, 5, generator=g), dim=-1).requires_grad_()
+    q_len, c_len = torch.tensor([4, 3, 4]), torch.tensor([6, 6, 2, 5, 6])
+    targets = torch.tensor([0, 1, 2])
+    exclude = torch.zeros(3, 5, dtype=torch.bool)
+    exclude[0, 3] = True  # a copy of query 0's positive
+    groups = [(1, 1), (2, 4), (4, 6)]
+    ours, our_terms = mmr_loss(q, q_len, c, c_len, targets, groups, 0.03, exclude=exclude)
+    ours.backward()
+    q_grad, c_grad = q.grad.clone(), c.grad.clone()
+    q.grad, c.grad = None, None
+    ref, ref_terms = reference_loss(q, q_len, c, c_len, targets, groups, 0.03, exclude)
+    ref.backward()
+    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+    assert [float(t) for t in our_terms] == pytest.approx([float(t) for t in ref_terms], rel=1e-5)
+    torch.testing.assert_close(q_grad, q.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(c_grad, c.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_groups_must_increase_and_fit_the_slots():
+    assert parse_groups("1x1,4x8", 16, 64) == [(1, 1), (4, 8)]
+    with pytest.raises(UsageError, match="strictly increasing"):
+        parse_groups("1x1,1x4", 16, 64)
+    with pytest.raises(UsageError, match="strictly increasing"):
+        parse_groups("4x8,2x16", 16, 64)
+    with pytest.raises(UsageError, match="exceeds"):
+        parse_groups("1x1,32x64", 16, 64)
+
+
+def test_a_few_steps_strictly_reduce_the_loss(tiny_models, tmp_path):
+    # The whole training set in every batch, a frozen backbone: the same objective each step.
+    config = TrainConfig(
+        model="metaembed",
+        model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+        data=f"jsonl:{_jsonl(tmp_path, 8)}",
+        output=str(tmp_path / "ckpt"),
+        steps=5,
+        batch_size=8,
+        warmup=0,
+        schedule="constant",
+        own_lr=1e-2,
+        tune="frozen",
+        progress=False,
+    )
+    train(config)
+    losses = [r["loss"] for r in read_log(tmp_path / "ckpt")]
+    assert len(losses) == 5 and all(b < a for a, b in zip(losses, losses[1:], strict=False)), losses
+
+
+def _jsonl(tmp_path: Path, n: int) -> Path:
+    words = [
+        "alpha",
+        "bravo",
+        "charlie",
+        "delta",
+        "echo",
+        "foxtrot",
+        "golf",
+        "hotel",
+        "india",
+        "juliet",
+    ]
+    path = tmp_path / "train.jsonl"
+    with open(path, "w") as handle:
+        for i in range(n):
+            a, b = words[i % 10], words[(3 * i + 1) % 10]
+            handle.write(
+                json.dumps(
+                    {
+                        "query": f"{a} {b}",
+                        "positive": f"the {a} and {b} page",
+                        "negative": f"the {b} page",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+def test_training_lifts_retrieval_above_the_untrained_model(tmp_path):
+    common = {
+        "output": str(tmp_path / "out"),
+        "cache_dir": str(tmp_path / "cache"),
+        "data_dir": str(tmp_path / "data"),
+        "progress": False,
+        "budgets": "16x64",
+    }
+    before = harness.evaluate(
+        harness.get_model("metaembed-mini", {"ocr": "none", "name": "untrained"}),
+        [toy_tasks.CORPUS],
+        **common,
+    )[0]
+    train(
+        TrainConfig(
+            model="metaembed-mini",
+            model_args={"ocr": "none"},
+            data="task:toy_tasks:CORPUS",
+            data_dir=str(tmp_path / "data"),
+            output=str(tmp_path / "ckpt"),
+            steps=12,
+            batch_size=12,
+            warmup=2,
+            progress=False,
+        )
+    )
+    trained = harness.get_model(
+        "metaembed", {"checkpoint": str(tmp_path / "ckpt"), "ocr": "none", "name": "trained"}
+    )
+    after = harness.evaluate(trained, [toy_tasks.CORPUS], **common)[0]
+    assert after["budgets"][0]["main_score"] > before["budgets"][0]["main_score"] + 0.05, (
+        before["budgets"][0]["main_score"],
+        after["budgets"][0]["main_score"],
+    )
+
+
+def test_resuming_reaches_the_same_state_as_an_uninterrupted_run(tiny_models, tmp_path):
+    def config(output, **kw):
+        return TrainConfig(
+            model="metaembed",
+            model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+            data=f"jsonl:{_jsonl(tmp_path, 20)}",
+            output=str(output),
+            steps=6,
+            batch_size=4,
+            warmup=2,
+            tune="lora",
+            lora_r=4,
+            progress=False,
+            **kw,
+        )
+
+    train(config(tmp_path / "straight"))
+    train(config(tmp_path / "resumed", run_steps=2, save_every=2))
+    assert json.loads((tmp_path / "resumed" / "state" / "meta.json").read_text())["step"] == 2
+    train(config(tmp_path / "resumed", run_steps=3))
+    train(config(tmp_path / "resumed"))
+    a = load_file(str(tmp_path / "straight" / "state" / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "state" / "trainable.safetensors"))
+    assert a.keys() == b.keys() and any("lora_" in k for k in a) and "meta_tokens" in a
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    steps = [r["step"] for r in read_log(tmp_path / "resumed")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in read_log(tmp_path / "resumed")] == pytest.approx(
+        [r["loss"] for r in read_log(tmp_path / "straight")], rel=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("single-mean", {}),
+        ("naive-multi", {"query_vectors": 2, "candidate_vectors": 4}),
+        ("colbert", {"dim": 16}),
+        ("metaembed", {}),
+    ],
+)
+def test_every_family_trains_and_its_checkpoint_loads(tiny_models, tmp_path, model, extra):
+    args = {"backbone": str(tiny_models["bert"]), "ocr": "none", **extra}
+    out = train(
+        TrainConfig(
+            model=model,
+            model_args=args,
+            data=f"jsonl:{_jsonl(tmp_path, 6)}",
+            output=str(tmp_path / model),
+            steps=2,
+            batch_size=4,
+            lora_r=4,
+            progress=False,
+            objective="nommr" if model == "metaembed" else "mmr",
+        )
+    )
+    loaded = harness.get_model(model, {"checkpoint": str(out), "ocr": "none"})
+    mv = loaded.encode([harness.Item("x", "alpha bravo")], role="query")
+    assert torch.isfinite(mv.vectors).all()
+    assert (out / "loss.png").is_file() and math.isfinite(read_log(out)[-1]["loss"])
+
+
+def test_full_fine_tuning_exports_the_backbone(tiny_models, tmp_path):
+    out = train(
+        TrainConfig(
+            model="single-mean",
+            model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+            data=f"jsonl:{_jsonl(tmp_path, 6)}",
+            output=str(tmp_path / "full"),
+            steps=2,
+            batch_size=4,
+            tune="full",
+            progress=False,
+        )
+    )
+    assert (out / "backbone" / "config.json").is_file()
+    loaded = harness.get_model("single-mean", {"checkpoint": str(out), "ocr": "none"})
+    assert loaded.backbone.name.endswith("backbone")
+
+
+def test_cli_trains_from_a_config_file_and_run_loads_the_checkpoint(tiny_models, tmp_path):
+    (tmp_path / "train.toml").write_text(
+        f'model = "metaembed"\ndata = "jsonl:{_jsonl(tmp_path, 6)}"\nsteps = 2\nbatch_size = 4\nlora_r = 4\n[model_args]\nbackbone = "{tiny_models["bert"]}"\nocr = "none"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HF_HUB_OFFLINE": "1"}
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "train",
+            "--config",
+            str(tmp_path / "train.toml"),
+            "--output",
+            str(tmp_path / "ckpt"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert len(read_log(tmp_path / "ckpt")) == 2
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--model",
+            "metaembed",
+            "--model-args",
+            f"checkpoint={tmp_path / 'ckpt'},ocr=none",
+            "--tasks",
+            "toy_tasks:LISTS",
+            "--budgets",
+            "1x1",
+            "--output",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "train",
+            "--config",
+            str(tmp_path / "train.toml"),
+            "--groups",
+            "4x8,2x16",
+            "--output",
+            str(tmp_path / "bad"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert bad.returncode == 2 and "strictly increasing" in bad.stderr
