@@ -313,3 +313,56 @@ def test_cli_trains_from_a_config_file_and_run_loads_the_checkpoint(tiny_models,
         timeout=600,
     )
     assert bad.returncode == 2 and "strictly increasing" in bad.stderr
+
+
+def test_mmeb_train_and_colpali_sources_read_the_hub_layouts(tmp_path, monkeypatch):
+    import zipfile
+
+    import hub_fixtures as fx
+    from datasets import Dataset, Features, Image, Value
+
+    from harness.train_data import load_source
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "data" / "TIGER-Lab" / "MMEB-train"
+    rows = {
+        "qry": ["<|image_1|> Represent the given image for classification", "find the cat"],
+        "qry_image_path": ["images/ImageNet_1K/Train/a.png", ""],
+        "pos_text": ["tench", ""],
+        "pos_image_path": ["", "images/ImageNet_1K/Train/b.png"],
+        "neg_text": ["goldfish", ""],
+        "neg_image_path": ["", ""],
+    }
+    (repo / "ImageNet_1K").mkdir(parents=True)
+    Dataset.from_dict(rows).to_parquet(str(repo / "ImageNet_1K" / "train-00000-of-00001.parquet"))
+    (repo / "images_zip").mkdir()
+    with zipfile.ZipFile(repo / "images_zip" / "ImageNet_1K.zip", "w") as archive:
+        archive.writestr("ImageNet_1K/Train/a.png", fx.png("red"))
+        archive.writestr("ImageNet_1K/Train/b.png", fx.png("blue"))
+    from harness.hub import unzip_images
+
+    unzip_images(repo, "images_zip/ImageNet_1K.zip")
+    examples = load_source("mmeb-train:ImageNet_1K", tmp_path / "data")
+    assert len(examples) == 2
+    assert examples[0].query.image.endswith("a.png") and examples[0].positive.text == "tench"
+    assert examples[0].negative.text == "goldfish" and examples[1].negative is None
+    assert examples[1].positive.image.endswith("b.png") and examples[1].positive.text is None
+
+    colpali = tmp_path / "data" / "vidore" / "colpali_train_set" / "data"
+    colpali.mkdir(parents=True)
+    Dataset.from_dict(
+        {
+            "query": ["what is shown?", None],
+            "image": [{"bytes": fx.png("gray"), "path": "p.png"}] * 2,
+            "image_filename": ["p.png", "p.png"],
+        },
+        features=Features(
+            {"query": Value("string"), "image": Image(), "image_filename": Value("string")}
+        ),
+    ).to_parquet(str(colpali / "train-00000-of-00001.parquet"))
+    pairs = load_source("colpali", tmp_path / "data")
+    assert (
+        len(pairs) == 1
+        and pairs[0].query.text == "what is shown?"
+        and pairs[0].positive.image_bytes() == fx.png("gray")
+    )
