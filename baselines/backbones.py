@@ -138,8 +138,8 @@ class TextBackbone(Backbone):
         revision: str | None = None,
         device: str | None = None,
         dtype: Any = None,
-        max_length: int = 512,
-        ocr: Any = None,
+        max_length: int | None = None,
+        ocr: str | None = "auto",
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -150,7 +150,12 @@ class TextBackbone(Backbone):
         try:
             config = AutoConfig.from_pretrained(path, revision=revision)
             self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
-            self.model = AutoModel.from_pretrained(path, revision=revision, dtype=self.dtype)
+            try:  # fused attention where the architecture has it
+                self.model = AutoModel.from_pretrained(
+                    path, revision=revision, dtype=self.dtype, attn_implementation="sdpa"
+                )
+            except (ValueError, ImportError):
+                self.model = AutoModel.from_pretrained(path, revision=revision, dtype=self.dtype)
         except OSError as exc:
             raise HarnessError(
                 f"cannot load text backbone {name!r}: {exc}".splitlines()[0]
@@ -166,9 +171,11 @@ class TextBackbone(Backbone):
             "phi3",
         )
         self.hidden_size = int(config.hidden_size)
+        self.max_positions = int(getattr(config, "max_position_embeddings", 10**6) or 10**6)
+        # sentence-transformers models declare the length they were trained with (256 for MiniLM)
+        self.max_length = int(max_length or _sentence_transformers_max_length(path) or 512)
         self.max_length = min(
-            int(max_length),
-            int(getattr(self.tokenizer, "model_max_length", max_length) or max_length),
+            self.max_length, int(getattr(self.tokenizer, "model_max_length", 10**6) or 10**6)
         )
         self.slot_token_id = (
             self.tokenizer.mask_token_id
@@ -188,8 +195,9 @@ class TextBackbone(Backbone):
         if item.image is not None and not text:
             if self.ocr is None:
                 raise HarnessError(
-                    f"item {item.id!r} is an image without text and {self.name} reads text only; "
-                    f"install an OCR engine (pip install 'metaembed-harness[ocr]') or pass --model-args ocr=none to refuse"
+                    f"item {item.id!r} is a page image without text and {self.name} reads text only: "
+                    f"install an OCR engine (pip install 'metaembed-harness[ocr]', or Debian's "
+                    f"tesseract-ocr) so its text is read from the image (ocr=none refuses OCR)"
                 )
             text = self.ocr.read(item)
         if item.instruction:
@@ -197,10 +205,13 @@ class TextBackbone(Backbone):
         return text
 
     def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+        # The text gets the same token budget with or without slots (a fair comparison across
+        # families); the slots come on top, within the model's position limit.
+        budget = min(self.max_length, self.max_positions - n_slots)
         encoded = self.tokenizer(
             [self.text_of(i) for i in items],
             truncation=True,
-            max_length=self.max_length - n_slots,
+            max_length=budget,
             add_special_tokens=True,
         )
         rows = [list(ids) + [self.slot_token_id] * n_slots for ids in encoded["input_ids"]]

@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     table.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
     table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    table.add_argument(
+        "--no-reported",
+        action="store_true",
+        help="leave out the published numbers (results/reported/)",
+    )
 
     train = sub.add_parser(
         "train", help="train MetaEmbed (MMR) or a baseline under the same settings"
@@ -116,6 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             train.add_argument(flag, type=kind, default=None, help=help_text)
     train.add_argument("--no-progress", action="store_true", default=None)
+
+    plot = rsub.add_parser("plot", help="quality-versus-cost plots")
+    plot.add_argument(
+        "--results", default=DEFAULT_OUTPUT, help=f"results directory (default: {DEFAULT_OUTPUT})"
+    )
+    plot.add_argument(
+        "--x", default="all", choices=["all", "budget", "index_bytes", "flops", "latency"]
+    )
+    plot.add_argument(
+        "--output", default=None, help="folder for the PNG and SVG files (default: RESULTS/plots)"
+    )
 
     fetch = sub.add_parser("prefetch", help="download dataset snapshots for offline runs")
     fetch.add_argument("--tasks", required=True, help="comma list of tasks or groups")
@@ -274,18 +290,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     records = run(config)
-    print(_tables(records, "md"), end="")
-    print(f"results in {config.output}/")
+    from harness.plots import write_plots
+
+    table = _tables(records, "md")
+    print(table, end="")
+    with open(f"{config.output}/leaderboard.md", "w", encoding="utf-8") as handle:
+        handle.write(table)
+    plots = write_plots(records, f"{config.output}/plots")
+    print(f"results in {config.output}/ (leaderboard.md, plots/{plots[0].name}, ...)")
     return 0
 
 
-def _tables(records: list[dict], fmt: str) -> str:
+def _tables(records: list[dict], fmt: str, reported: bool = False) -> str:
     """The leaderboard, then each benchmark's aggregate table present in the records."""
     from harness.aggregate import benchmark_tables
     from harness.report import leaderboard, render
 
     parts = [render(*leaderboard(records), fmt)]
-    for title, header, rows in benchmark_tables(records):
+    for title, header, rows in benchmark_tables(records, reported=reported):
         heading = {
             "md": f"\n### {title}\n\n",
             "csv": f"\n# {title}\n",
@@ -305,7 +327,6 @@ def _cmd_prefetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import leaderboard, render
     from harness.results import iter_results
 
     records = [record for _, record in iter_results(args.results)]
@@ -313,7 +334,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise HarnessError(
             f"no result files under {args.results!r}; run `python -m harness run` first or pass --results DIR"
         )
-    text = render(*leaderboard(records), args.format)
+    if args.report_command == "plot":
+        from harness.plots import X_AXES, write_plots
+
+        axes = list(X_AXES) if args.x == "all" else [args.x]
+        for path in write_plots(records, args.output or f"{args.results}/plots", axes):
+            print(path)
+        return 0
+    text = _tables(records, args.format, reported=not args.no_reported)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

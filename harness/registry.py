@@ -28,10 +28,15 @@ class ModelEntry:
     budgets: str  # as listed to users, e.g. "1x1,2x4,4x8,8x16,16x64"
     description: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    # Settings of the default backbone, dropped when the user names a backbone or checkpoint.
+    backbone_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 _MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 _PAPER_BUDGETS = "1x1,2x4,4x8,8x16,16x64"
+# MiniLM-based entries read 128 text tokens (meta slots come on top), so the offline suite runs
+# in minutes on a CPU; pass max_length=256 for sentence-transformers' own limit.
+_MINILM_DEFAULTS = {"backbone": _MINILM, "max_length": 128}
 
 MODELS: dict[str, ModelEntry] = {
     e.name: e
@@ -62,11 +67,8 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text", "image"),
             budgets="1x1",
             description="last-token single vector (the paper's single-last)",
-            defaults={
-                "backbone": "Qwen/Qwen2-VL-2B-Instruct",
-                "pooling": "last",
-                "name": "single-last",
-            },
+            defaults={"pooling": "last", "name": "single-last"},
+            backbone_defaults={"backbone": "Qwen/Qwen2-VL-2B-Instruct"},
         ),
         ModelEntry(
             name="single-mean",
@@ -76,7 +78,8 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text",),
             budgets="1x1",
             description="mean-pooled single vector (sentence-transformers' all-MiniLM-L6-v2 by default)",
-            defaults={"backbone": _MINILM, "pooling": "mean", "name": "single-mean"},
+            defaults={"pooling": "mean", "name": "single-mean"},
+            backbone_defaults=_MINILM_DEFAULTS,
         ),
         ModelEntry(
             name="single-cls",
@@ -86,7 +89,8 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text",),
             budgets="1x1",
             description="CLS-token single vector",
-            defaults={"backbone": _MINILM, "pooling": "cls", "name": "single-cls"},
+            defaults={"pooling": "cls", "name": "single-cls"},
+            backbone_defaults=_MINILM_DEFAULTS,
         ),
         ModelEntry(
             name="vlm2vec",
@@ -96,12 +100,8 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text", "image"),
             budgets="1x1",
             description="VLM2Vec: last-token embedding of a Qwen2-VL fine-tune",
-            defaults={
-                "backbone": "TIGER-Lab/VLM2Vec-Qwen2VL-2B",
-                "pooling": "last",
-                "name": "vlm2vec",
-                "template": "raw",
-            },
+            defaults={"pooling": "last", "name": "vlm2vec", "template": "raw"},
+            backbone_defaults={"backbone": "TIGER-Lab/VLM2Vec-Qwen2VL-2B"},
         ),
         ModelEntry(
             name="colbert",
@@ -111,7 +111,7 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text",),
             budgets="allxall",
             description="token-level ColBERT-style twin of a backbone (128-d, pool_factor= for token pooling)",
-            defaults={"backbone": _MINILM},
+            backbone_defaults=_MINILM_DEFAULTS,
         ),
         ModelEntry(
             name="colqwen2",
@@ -157,7 +157,7 @@ MODELS: dict[str, ModelEntry] = {
             modalities=("text",),
             budgets=_PAPER_BUDGETS,
             description="the paper's naive multi-vector baseline: K contiguous chunks, mean-pooled (not nested)",
-            defaults={"backbone": _MINILM},
+            backbone_defaults=_MINILM_DEFAULTS,
         ),
         ModelEntry(
             name="test-hash",
@@ -172,7 +172,7 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 # Modules whose TASKS attribute lists TaskSpecs. They hold data only and import nothing heavy.
-TASK_MODULES: tuple[str, ...] = ("tasks.vidore", "tasks.mmeb")
+TASK_MODULES: tuple[str, ...] = ("tasks.mini", "tasks.vidore", "tasks.mmeb")
 
 
 @dataclass(frozen=True)
@@ -329,8 +329,8 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         entry = MODELS[name]
         factory = import_target(entry.target)
         defaults = dict(entry.defaults)
-        if model_args.get("checkpoint") is not None:
-            defaults.pop("backbone", None)  # a checkpoint names its own backbone
+        if model_args.get("checkpoint") is None and model_args.get("backbone") is None:
+            defaults.update(entry.backbone_defaults)
         model_args = {**defaults, **model_args}
     elif ":" in name:
         factory = import_target(name)

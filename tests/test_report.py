@@ -1,0 +1,114 @@
+"""Tables and plots derived from result records."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from harness.aggregate import benchmark_tables
+from harness.plots import curve_points, pareto, plot_curves
+from harness.report import leaderboard, render
+
+
+def record(model, task, rows, benchmark="toy", category=None, split=None):
+    return {
+        "model": {"name": model},
+        "task": {"name": task, "benchmark": benchmark, "category": category, "split": split},
+        "budgets": [
+            {
+                "label": label,
+                "query": q,
+                "candidate": c,
+                "main_score": score,
+                "metrics": {},
+                "cost": {
+                    "vectors_per_query": q or 30,
+                    "vectors_per_candidate": c or 300,
+                    "index_bytes_per_candidate": 4 * 8 * (c or 300),
+                    "scoring_flops_per_pair": 2 * 8 * (q or 30) * (c or 300),
+                    "scoring_ms_per_query": 0.1,
+                    "n_candidates_scored": 10,
+                },
+            }
+            for label, q, c, score in rows
+        ],
+    }
+
+
+RECORDS = [
+    record("meta", "a", [("1x1", 1, 1, 0.50), ("16x64", 16, 64, 0.70)]),
+    record("meta", "b", [("1x1", 1, 1, 0.30), ("16x64", 16, 64, 0.60)]),
+    record("single", "a", [("1x1", 1, 1, 0.55)]),
+    record("colbert", "a", [("allxall", None, None, 0.65)]),
+]
+
+
+def test_leaderboard_rows_means_and_incomplete_coverage():
+    header, rows = leaderboard(RECORDS)
+    assert header[:4] == ["model @ budget", "a", "b", "mean"]
+    by_label = {r[0]: r for r in rows}
+    assert by_label["meta @ 1x1"][1:4] == ["50.00", "30.00", "40.00"]
+    assert by_label["meta @ 16x64"][3] == "65.00"
+    assert by_label["single @ 1x1"][2:4] == ["-", "55.00 (1/2)"]  # flagged, never a silent mean
+    assert [r[0] for r in rows] == [
+        "colbert @ allxall",
+        "meta @ 1x1",
+        "meta @ 16x64",
+        "single @ 1x1",
+    ]
+    latex = render(header, rows, "latex")
+    assert latex.startswith("\\begin{tabular}") and "meta @ 16x64 & 70.00" in latex
+
+
+def test_curves_frontier_and_plot_series():
+    curves = curve_points(RECORDS, "index_bytes", task="a")
+    assert [(lbl, x) for lbl, x, _ in curves["meta"]] == [("1x1", 32.0), ("16x64", 2048.0)]
+    assert [y for _, _, y in curves["meta"]] == pytest.approx([50.0, 70.0])
+    assert pareto([(32.0, 50.0), (32.0, 55.0), (2048.0, 70.0), (9600.0, 65.0)]) == [
+        (32.0, 55.0),
+        (2048.0, 70.0),
+    ]
+    fig = plot_curves(RECORDS, "index_bytes", task="a")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "bytes" in ax.get_xlabel()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["meta"].get_xdata()) == [32.0, 2048.0] and list(
+        lines["meta"].get_ydata()
+    ) == [50.0, 70.0]
+    frontier = lines["Pareto frontier"]
+    assert list(frontier.get_xdata()) == [32.0, 2048.0]
+    assert list(frontier.get_ydata()) == pytest.approx([55.0, 70.0])
+    scatter_labels = {c.get_label() for c in ax.collections}
+    assert {"single", "colbert"} <= scatter_labels
+    budget_fig = plot_curves(RECORDS, "budget")
+    assert [t.get_text() for t in budget_fig.axes[0].get_xticklabels()] == [
+        "1x1",
+        "16x64",
+        "allxall",
+    ]
+
+
+def test_mmeb_aggregates_and_reported_rows_are_labelled():
+    mmeb = [
+        record("m", "mmeb-ImageNet-1K", [("1x1", 1, 1, 0.8)], "mmeb", "classification", "IND"),
+        record("m", "mmeb-OK-VQA", [("1x1", 1, 1, 0.4)], "mmeb", "vqa", "IND"),
+    ]
+    ((title, header, rows),) = benchmark_tables(mmeb, reported=True)
+    assert title.startswith("MMEB") and rows[0][:2] == ["m @ 1x1", "80.00 (1/10)"]
+    assert (
+        rows[0][header.index("IND")] == "60.00 (2/20)"
+        and rows[0][header.index("Overall")] == "60.00 (2/36)"
+    )
+    reported = [r for r in rows if r[0].endswith("(reported)")]
+    assert any(
+        r[0] == "MetaEmbed-7B @ 16x64 (reported)" and r[header.index("Overall")] == "76.60"
+        for r in reported
+    )
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "html", "latex"])
+def test_every_format_renders_every_row(fmt):
+    header, rows = leaderboard(copy.deepcopy(RECORDS))
+    text = render(header, rows, fmt)
+    assert all(r[0].replace("_", "\\_") in text or r[0] in text for r in rows)
