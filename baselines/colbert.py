@@ -22,6 +22,7 @@ from baselines.backbones import (
     resolve_model_path,
 )
 from baselines.encoder import DTYPE_NAMES, BackboneEncoder, load_for_checkpoint
+from baselines.naive_multi import chunk_means
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -35,9 +36,32 @@ def pool_tokens(vectors: torch.Tensor, factor: int) -> torch.Tensor:
     return torch.stack([chunk.mean(0) for chunk in torch.split(vectors, factor)])
 
 
+# Candidate-side budgets: at most that many vectors per page, by pooling contiguous tokens.
+POOLED_BUDGETS: tuple[Budget, ...] = (
+    Budget(None, None),
+    Budget(None, 64),
+    Budget(None, 32),
+    Budget(None, 16),
+)
+
+
+def reduce_tokens(mv: MultiVectors, role: str, num_vectors: int | None) -> MultiVectors:
+    """Token pooling as a budget: each item's vectors merged into at most `num_vectors` means of
+    contiguous runs, re-normalised. Derived from the full encoding, so nothing is re-encoded."""
+    if num_vectors is None or mv.max_len <= num_vectors:
+        return mv
+    rows = [
+        torch.nn.functional.normalize(
+            chunk_means(mv.vectors[i, : mv.lengths[i]].float(), num_vectors), dim=-1
+        ).to(mv.vectors.dtype)
+        for i in range(len(mv))
+    ]
+    return MultiVectors.from_list(rows, dim=mv.dim)
+
+
 class TokenLevel(BackboneEncoder):
     family = "colbert"
-    nested = True
+    nested = False  # smaller budgets pool tokens (see reduce), they are not prefixes
 
     def __init__(
         self,
@@ -80,10 +104,13 @@ class TokenLevel(BackboneEncoder):
         return MultiVectors.from_list(rows)
 
     def budgets(self) -> tuple[Budget, ...]:
-        return (Budget(None, None),)
+        return POOLED_BUDGETS
 
     def max_vectors(self) -> tuple[None, None]:
         return None, None
+
+    def reduce(self, mv: MultiVectors, role: str, num_vectors: int | None) -> MultiVectors:
+        return reduce_tokens(mv, role, num_vectors)
 
     def dim(self) -> int:
         return (
@@ -184,8 +211,8 @@ class ColVision:
             n_params=sum(p.numel() for p in self.model.parameters()),
             dim=dim,
             modalities=("text", "image"),
-            budgets=(Budget(None, None),),
-            nested=True,
+            budgets=POOLED_BUDGETS,
+            nested=False,
             dtype=DTYPE_NAMES.get(self.dtype, str(self.dtype)),
             preprocessing=f"{family_class}-v1|pool={pool_factor}|max_visual_tokens={max_visual_tokens}",
             args={
@@ -199,6 +226,9 @@ class ColVision:
     @property
     def card(self) -> ModelCard:
         return self._card
+
+    def reduce(self, mv: MultiVectors, role: str, num_vectors: int | None) -> MultiVectors:
+        return reduce_tokens(mv, role, num_vectors)
 
     def _run(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         batch = {k: v.to(self.device) for k, v in batch.items()}

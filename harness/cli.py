@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="candidates kept per query on shared corpora",
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument(
+        "--trec-runs",
+        action="store_true",
+        help="also write TREC run files (<output>/<model>/runs/<task>.<budget>.trec)",
+    )
 
     lst = sub.add_parser("list", help="list tasks, groups or models")
     lst.add_argument("what", choices=["tasks", "groups", "models"])
@@ -106,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out the published numbers (results/reported/)",
     )
+    table.add_argument(
+        "--ci",
+        action="store_true",
+        help="show each score ± the half-width of its 95%% bootstrap interval",
+    )
 
     train = sub.add_parser(
         "train", help="train MetaEmbed (MMR) or a baseline under the same settings"
@@ -121,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             train.add_argument(flag, type=kind, default=None, help=help_text)
     train.add_argument("--no-progress", action="store_true", default=None)
+
+    cmp = rsub.add_parser(
+        "compare", help="paired test of two `model @ budget` rows on their common tasks"
+    )
+    cmp.add_argument("a", help="e.g. 'metaembed-mini @ 16x64'")
+    cmp.add_argument("b", help="e.g. 'metaembed-mini @ 1x1'")
+    cmp.add_argument("--results", default=DEFAULT_OUTPUT)
+    cmp.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
 
     plot = rsub.add_parser("plot", help="quality-versus-cost plots")
     plot.add_argument(
@@ -286,6 +304,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         top_k=args.top_k,
         progress=not args.no_progress,
+        trec_runs=args.trec_runs,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir
@@ -301,12 +320,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tables(records: list[dict], fmt: str, reported: bool = False) -> str:
+def _tables(records: list[dict], fmt: str, reported: bool = False, ci: bool = False) -> str:
     """The leaderboard, then each benchmark's aggregate table present in the records."""
     from harness.aggregate import benchmark_tables
     from harness.report import leaderboard, render
 
-    parts = [render(*leaderboard(records), fmt)]
+    parts = [render(*leaderboard(records, ci=ci), fmt)]
     for title, header, rows in benchmark_tables(records, reported=reported):
         heading = {
             "md": f"\n### {title}\n\n",
@@ -341,7 +360,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
         for path in write_plots(records, args.output or f"{args.results}/plots", axes):
             print(path)
         return 0
-    text = _tables(records, args.format, reported=not args.no_reported)
+    if args.report_command == "compare":
+        from harness.report import compare, render
+
+        header, rows = compare(records, args.a, args.b)
+        if not rows:
+            raise UsageError(
+                f"no task has per-query scores for both {args.a!r} and {args.b!r}; check the names with report table"
+            )
+        print(render(header, rows, args.format), end="")
+        return 0
+    text = _tables(records, args.format, reported=not args.no_reported, ci=args.ci)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -36,6 +36,7 @@ class RunConfig:
     top_k: int = 100
     block_bytes: int = DEFAULT_BLOCK_BYTES
     progress: bool = True
+    trec_runs: bool = False  # also write TREC run files per (model, task, budget)
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -22,6 +22,8 @@ from harness.errors import HarnessError, UsageError
 from harness.metrics import (
     DEFAULT_CUTOFFS,
     evaluate_run,
+    mean_metrics,
+    per_query,
     precision_at_1_official,
     precision_at_1_strict,
 )
@@ -46,7 +48,9 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def resolve_budgets(card: ModelCard, requested: Sequence[Budget] | None) -> list[Budget]:
+def resolve_budgets(
+    card: ModelCard, requested: Sequence[Budget] | None, reducible: bool = False
+) -> list[Budget]:
     """The budgets to evaluate for one model, checked against what it can provide."""
     budgets = list(card.budgets) if requested is None else list(requested)
     valid = ", ".join(b.label for b in card.budgets)
@@ -58,7 +62,7 @@ def resolve_budgets(card: ModelCard, requested: Sequence[Budget] | None) -> list
                     f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
                     f"provides {most}; valid budgets for it: {valid}"
                 )
-        if not card.nested and budget not in card.budgets:
+        if not card.nested and not reducible and budget not in card.budgets:
             raise UsageError(
                 f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
             )
@@ -177,7 +181,11 @@ class TaskRun:
                 q.id: {cids[c]: score for score, c in ranked[u]}
                 for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
             }
-            metrics = evaluate_run(run, data.qrels, _cutoffs(cfg.top_k))
+            rows_by_query = per_query(run, data.qrels, _cutoffs(cfg.top_k))
+            metrics = mean_metrics(rows_by_query)
+            per_query_main = {
+                q: m[spec.main_metric] for q, m in rows_by_query.items() if spec.main_metric in m
+            }
             scored = float(len(data.candidates))
         else:
             lists = score_candidate_lists(
@@ -196,9 +204,25 @@ class TaskRun:
                 for cid, score in zip(cids, row, strict=True):
                     entry[cid] = max(score, entry.get(cid, float("-inf")))
                 run[q.id] = entry
-            metrics = evaluate_run(run, data.qrels, LIST_CUTOFFS)
-            metrics["precision_at_1"] = sum(map(precision_at_1_official, rows)) / len(rows)
-            metrics["precision_at_1_strict"] = sum(map(precision_at_1_strict, rows)) / len(rows)
+            rows_by_query = per_query(run, data.qrels, LIST_CUTOFFS)
+            metrics = mean_metrics(rows_by_query)
+            official = {
+                q.id: precision_at_1_official(r) for q, r in zip(data.queries, rows, strict=True)
+            }
+            strict = {
+                q.id: precision_at_1_strict(r) for q, r in zip(data.queries, rows, strict=True)
+            }
+            metrics["precision_at_1"] = sum(official.values()) / len(rows)
+            metrics["precision_at_1_strict"] = sum(strict.values()) / len(rows)
+            per_query_main = (
+                official
+                if spec.main_metric == "precision_at_1"
+                else {
+                    q: m[spec.main_metric]
+                    for q, m in rows_by_query.items()
+                    if spec.main_metric in m
+                }
+            )
             scored = sum(len(r) for r in rows) / len(rows)
         groups = self._group_metrics(
             data, run, metrics, _cutoffs(cfg.top_k) if spec.kind == "corpus" else LIST_CUTOFFS
@@ -228,7 +252,35 @@ class TaskRun:
         }
         if groups:
             row["groups"] = groups
+        # Per-query main scores, for confidence intervals and paired tests in reports.
+        row["per_query"] = per_query_main
+        if cfg.trec_runs:
+            self._write_trec(run, budget)
         return row
+
+    def _write_trec(self, run: dict[str, dict[str, float]], budget: Budget) -> None:
+        """`qid Q0 docid rank score tag`, ranked as trec_eval ranks them."""
+        from harness.metrics import trec_order
+        from harness.results import safe_name
+
+        path = (
+            Path(self.config.output)
+            / safe_name(self.card.name)
+            / "runs"
+            / f"{safe_name(self.spec.name)}.{budget.label}.trec"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tag = safe_name(f"{self.card.name}_{budget.label}")
+        lines = []
+        for qid in sorted(run):
+            for rank, doc in enumerate(trec_order(run[qid]), 1):
+                score = run[qid][doc]
+                lines.append(
+                    f"{qid} Q0 {doc} {rank} {score if score != float('-inf') else -1e30:.6f} {tag}\n"
+                )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(lines))
+        os.replace(tmp, path)
 
     def _group_metrics(
         self,
@@ -257,7 +309,21 @@ class TaskRun:
         data = _prepare(self.spec, full.limit(self.config.limit))
         self.data = data
         out = []
-        if self.card.nested:
+        if not self.card.nested and hasattr(self.encoder, "reduce"):
+            # Smaller budgets derive from the full encoding (e.g. token pooling): encode once.
+            full = self._encoded(data, None)
+            for budget in tqdm(
+                budgets,
+                desc=f"{self.card.name} | {self.spec.name} | score",
+                disable=not self.show,
+                leave=False,
+            ):
+                enc = _Encoded(
+                    self.encoder.reduce(full.queries, "query", budget.query),
+                    self.encoder.reduce(full.candidates, "candidate", budget.candidate),
+                )
+                out.append(self._score_budget(data, enc, budget, None))
+        elif self.card.nested:
             enc = self._encoded(data, None)
             for budget in tqdm(
                 budgets,
@@ -452,7 +518,7 @@ def run(
             if not isinstance(model, str)
             else get_model(model, config.model_args, device=config.resolved_device())
         )
-        budgets = resolve_budgets(encoder.card, requested)
+        budgets = resolve_budgets(encoder.card, requested, reducible=hasattr(encoder, "reduce"))
         for spec in specs:
             records.append(_run_task(encoder, spec, budgets, config, cache, output))
     return records

@@ -129,8 +129,9 @@ class Encoder(Protocol):
 
     The encoder owns preprocessing (chat template, image placeholder, instruction placement);
     the harness owns batching order, caching, sharding and scoring. Models whose card is not
-    `nested` also accept `num_vectors=` (the budget's side for that role) and produce exactly
-    that many vectors.
+    `nested` either accept `num_vectors=` (the budget's side for that role) and produce that
+    many vectors, or offer `reduce(multivectors, role, num_vectors)` deriving a smaller budget
+    from the full encoding (token pooling), which the harness then calls instead of re-encoding.
     """
 
     @property

@@ -109,7 +109,7 @@ MODELS: dict[str, ModelEntry] = {
             family="colbert",
             backbone=_MINILM,
             modalities=("text",),
-            budgets="allxall",
+            budgets="allxall,allx64,allx32,allx16",
             description="token-level ColBERT-style twin of a backbone (128-d, pool_factor= for token pooling)",
             backbone_defaults=_MINILM_DEFAULTS,
         ),
@@ -119,7 +119,7 @@ MODELS: dict[str, ModelEntry] = {
             family="colbert",
             backbone="vidore/colqwen2-v1.0-hf",
             modalities=("text", "image"),
-            budgets="allxall",
+            budgets="allxall,allx64,allx32,allx16",
             description="ColQwen2 through transformers' ColQwen2ForRetrieval",
         ),
         ModelEntry(
@@ -128,7 +128,7 @@ MODELS: dict[str, ModelEntry] = {
             family="colbert",
             backbone="vidore/colpali-v1.3-hf",
             modalities=("text", "image"),
-            budgets="allxall",
+            budgets="allxall,allx64,allx32,allx16",
             description="ColPali through transformers' ColPaliForRetrieval",
         ),
         ModelEntry(

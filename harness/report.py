@@ -32,11 +32,24 @@ def _budget_key(row: dict[str, Any]) -> tuple[float, float]:
     return Budget(row["query"], row["candidate"]).sort_key()
 
 
-def leaderboard(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _score_cell(row: dict[str, Any], ci: bool) -> str:
+    text = f"{100.0 * row['main_score']:.2f}"
+    if ci and row.get("per_query"):
+        from harness.stats import bootstrap_ci
+
+        low, high = bootstrap_ci(list(row["per_query"].values()))
+        text += f" ± {100.0 * (high - low) / 2:.2f}"
+    return text
+
+
+def leaderboard(
+    records: Iterable[dict[str, Any]], ci: bool = False
+) -> tuple[list[str], list[list[str]]]:
     """Rows `model @ budget`; a column per task (main score x100), the mean, and cost columns.
 
     The mean is over the tasks a row has; when a row lacks some task its mean is marked with
     the coverage, e.g. `61.20 (3/4)`, so an incomplete average is never mistaken for a full one.
+    With `ci`, each score carries the half-width of its 95% bootstrap interval over queries.
     """
     records = list(records)
     tasks = sorted({r["task"]["name"] for r in records})
@@ -78,10 +91,7 @@ def leaderboard(records: Iterable[dict[str, Any]]) -> tuple[list[str], list[list
         rows.append(
             [
                 f"{model} @ {label}",
-                *[
-                    f"{100.0 * found[t]['main_score']:.2f}" if t in found else MISSING
-                    for t in tasks
-                ],
+                *[_score_cell(found[t], ci) if t in found else MISSING for t in tasks],
                 mean_cell,
                 f"{avg('vectors_per_candidate'):.1f}",
                 f"{avg('index_bytes_per_candidate'):,.0f}",
@@ -117,3 +127,36 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "md"
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def compare(records: Iterable[dict[str, Any]], a: str, b: str) -> tuple[list[str], list[list[str]]]:
+    """Paired comparison of `model @ budget` a against b on every task both have."""
+    from harness.stats import paired
+
+    records = list(records)
+
+    def rows_of(spec: str) -> dict[str, dict[str, Any]]:
+        model, _, label = (p.strip() for p in spec.partition("@"))
+        out = {}
+        for record in records:
+            if record["model"]["name"] == model:
+                for row in record["budgets"]:
+                    if row["label"] == label and row.get("per_query"):
+                        out[record["task"]["name"]] = row
+        return out
+
+    left, right = rows_of(a), rows_of(b)
+    header = ["task", "queries", f"{a} - {b} (x100)", "95% CI", "p (paired randomisation)"]
+    rows = []
+    for task in sorted(set(left) & set(right)):
+        result = paired(left[task]["per_query"], right[task]["per_query"])
+        rows.append(
+            [
+                task,
+                str(result["n"]),
+                f"{100 * result['difference']:+.2f}",
+                f"[{100 * result['ci_low']:+.2f}, {100 * result['ci_high']:+.2f}]",
+                f"{result['p_value']:.4f}",
+            ]
+        )
+    return header, rows

@@ -11,6 +11,7 @@ from baselines.metaembed import MetaEmbed, load_metaembed
 from baselines.naive_multi import NaiveMulti
 from baselines.single_vector import SingleVector
 from harness.errors import HarnessError
+from harness.multivectors import MultiVectors
 from harness.protocol import Item
 
 TEXTS = [
@@ -202,3 +203,59 @@ def test_ocr_view_reads_page_text(tmp_path):
     page = model.encode([Item("p", image=str(path))], role="candidate").vectors[0, 0]
     typed = model.encode([Item("t", "Quarterly revenue grew")], role="candidate").vectors[0, 0]
     torch.testing.assert_close(page, typed)
+
+
+def test_token_pooling_budgets_reduce_the_full_encoding_without_re_encoding(backbone, tmp_path):
+    import harness
+    from baselines.colbert import reduce_tokens
+
+    mv = MultiVectors.from_list(
+        [
+            torch.nn.functional.normalize(torch.randn(5, 8), dim=-1),
+            torch.nn.functional.normalize(torch.randn(2, 8), dim=-1),
+        ]
+    )
+    pooled = reduce_tokens(mv, "candidate", 2)
+    first = mv.vectors[0]
+    expected = torch.nn.functional.normalize(
+        torch.stack([first[:3].mean(0), first[3:5].mean(0)]), dim=-1
+    )
+    torch.testing.assert_close(pooled.vectors[0], expected)
+    torch.testing.assert_close(pooled.vectors[1], mv.vectors[1, :2])
+    assert pooled.lengths.tolist() == [2, 2]
+
+    model = TokenLevel(backbone, dim=32, name="colbert-t", args={})
+    calls = []
+    original = model.embed
+    model.embed = lambda items, role, num_vectors=None: (
+        calls.append(role) or original(items, role, num_vectors)
+    )
+    records = harness.evaluate(
+        model,
+        [Item_task()],
+        budgets="allxall,allx4",
+        output=str(tmp_path / "o"),
+        no_cache=True,
+        progress=False,
+    )
+    labels = [b["label"] for b in records[0]["budgets"]]
+    costs = [b["cost"]["vectors_per_candidate"] for b in records[0]["budgets"]]
+    assert labels == ["allx4", "allxall"] and costs[0] <= 4 < costs[1]
+    assert calls.count("candidate") == 1  # one encoding pass serves both budgets
+
+
+def Item_task():
+    from harness.task import DatasetRef, TaskData, TaskSpec
+
+    def load(spec, data_dir):
+        pages = [Item(f"p{i}", t) for i, t in enumerate(TEXTS)]
+        return TaskData([Item("q", "fox dog river")], pages, {"q": {"p1": 1}})
+
+    return TaskSpec(
+        name="tiny-pages",
+        benchmark="toy",
+        kind="corpus",
+        main_metric="ndcg_at_5",
+        dataset=DatasetRef("toy/pages"),
+        loader=load,
+    )

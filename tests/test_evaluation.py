@@ -80,7 +80,18 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
     assert record["task"]["n_queries"] == 13 and record["task"]["n_candidates"] == 41
     assert [b["label"] for b in record["budgets"]] == ["1x1", "16x64"]
     for row in record["budgets"]:
-        assert list(row) == ["label", "query", "candidate", "main_score", "metrics", "cost"]
+        assert list(row) == [
+            "label",
+            "query",
+            "candidate",
+            "main_score",
+            "metrics",
+            "cost",
+            "per_query",
+        ]
+        assert sum(row["per_query"].values()) / len(row["per_query"]) == pytest.approx(
+            row["main_score"]
+        )
         assert 0.0 <= row["main_score"] <= 1.0 and row["main_score"] == row["metrics"]["ndcg_at_5"]
         assert {"ndcg_at_5", "recall_at_5", "precision_at_1", "mrr_at_10"} <= set(row["metrics"])
         assert list(row["cost"]) == [
@@ -247,6 +258,27 @@ def test_unwritable_output_fails_before_any_encoding(tmp_path):
     with pytest.raises(HarnessError, match="not writable"):
         run(encoder, tmp_path, cache_dir=str(blocker / "cache"))
     assert encoder.calls == []
+
+
+def test_trec_run_files_rank_as_trec_eval(tmp_path):
+    record = run(HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="2x4", trec_runs=True)[
+        0
+    ]
+    path = tmp_path / "out" / "test-hash" / "runs" / "toy-corpus.2x4.trec"
+    lines = [line.split() for line in path.read_text().splitlines()]
+    assert (
+        {len(parts) for parts in lines} == {6}
+        and lines[0][1] == "Q0"
+        and lines[0][5] == "test-hash_2x4"
+    )
+    trec_run = {}
+    for qid, _, doc, _rank, score, _ in lines:
+        trec_run.setdefault(qid, {})[doc] = float(score)
+    evaluator = pytrec_eval.RelevanceEvaluator(
+        toy_tasks.CORPUS.load(tmp_path / "data").qrels, {"ndcg_cut.5"}
+    )
+    rescored = statistics.mean(v["ndcg_cut_5"] for v in evaluator.evaluate(trec_run).values())
+    assert rescored == pytest.approx(record["budgets"][0]["metrics"]["ndcg_at_5"], abs=1e-5)
 
 
 def test_limit_keeps_the_first_queries_and_says_so(tmp_path):

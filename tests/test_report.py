@@ -112,3 +112,48 @@ def test_every_format_renders_every_row(fmt):
     header, rows = leaderboard(copy.deepcopy(RECORDS))
     text = render(header, rows, fmt)
     assert all(r[0].replace("_", "\\_") in text or r[0] in text for r in rows)
+
+
+def test_bootstrap_interval_agrees_with_scipy():
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from harness.stats import bootstrap_ci
+
+    values = np.random.default_rng(3).binomial(1, 0.6, size=300).astype(float)
+    ours = bootstrap_ci(values, n_resamples=20000, seed=1)
+    theirs = bootstrap(
+        (values,), np.mean, n_resamples=20000, method="percentile", random_state=1
+    ).confidence_interval
+    assert ours[0] == pytest.approx(theirs.low, abs=0.006) and ours[1] == pytest.approx(
+        theirs.high, abs=0.006
+    )
+    assert ours[0] < values.mean() < ours[1]
+
+
+def test_paired_test_detects_a_real_difference_and_not_a_null_one():
+    from harness.stats import paired
+
+    a = {f"q{i}": 1.0 if i % 3 else 0.0 for i in range(90)}
+    better = dict(a, **{f"q{i}": 1.0 for i in range(0, 90, 3)})
+    same = paired(a, dict(a))
+    assert same["difference"] == 0.0 and same["p_value"] == 1.0
+    result = paired(better, a)
+    assert result["difference"] == pytest.approx(30 / 90) and result["p_value"] < 0.001
+    assert result["ci_low"] > 0
+
+
+def test_ci_cells_and_compare_rows():
+    from harness.report import compare
+
+    records = copy.deepcopy(RECORDS)
+    for rec in records:
+        for row in rec["budgets"]:
+            n = 40
+            row["per_query"] = {
+                f"q{i}": 1.0 if i < row["main_score"] * n else 0.0 for i in range(n)
+            }
+    header, rows = leaderboard(records, ci=True)
+    assert rows[1][1].startswith("50.00 ± ")
+    header, rows = compare(records, "meta @ 16x64", "meta @ 1x1")
+    assert [r[0] for r in rows] == ["a", "b"] and rows[0][2] == "+20.00"
