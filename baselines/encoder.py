@@ -95,6 +95,12 @@ class BackboneEncoder(torch.nn.Module):
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(directory / ADAPTER_DIR))
             config["adapter"] = ADAPTER_DIR
+            # Name the backbone as the user did, not by this machine's path; drop the stock card.
+            adapter_config = directory / ADAPTER_DIR / "adapter_config.json"
+            values = json.loads(adapter_config.read_text())
+            values["base_model_name_or_path"] = self.backbone.name
+            adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+            (directory / ADAPTER_DIR / "README.md").unlink(missing_ok=True)
         if include_backbone:
             if self.backbone.kind != "text":
                 raise UsageError(
