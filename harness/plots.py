@@ -109,6 +109,65 @@ def plot_curves(
     return fig
 
 
+def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
+    """Mean main score at one budget against model size (parameters, log axis), a point per model;
+    models without that budget use their largest one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points: dict[str, tuple[float, list[float], str]] = {}
+    for record in records:
+        rows = {r["label"]: r for r in record["budgets"]}
+        label = budget if budget in rows else max(rows, key=lambda b: Budget.parse(b).sort_key())
+        n_params = record["model"].get("n_params") or 0
+        entry = points.setdefault(record["model"]["name"], (float(n_params), [], label))
+        entry[1].append(100.0 * rows[label]["main_score"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, (n_params, scores, label) in sorted(points.items()):
+        if n_params > 0:
+            ax.scatter([n_params], [sum(scores) / len(scores)], label=f"{model} @ {label}", s=40)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("mean main score (x100)")
+    ax.set_title(f"quality against model size at {budget}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_task(records: list[dict[str, Any]], x: str = "index_bytes"):
+    """Small multiples: one panel per task, main score against `x`."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"]["name"] for r in records})
+    cols = min(3, len(tasks))
+    rows = math.ceil(len(tasks) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        for model, points in sorted(curve_points(records, x, task).items()):
+            xs, ys = [v for _, v, _ in points], [s for _, _, s in points]
+            ax.plot(xs, ys, marker="o" if len(points) > 1 else "s", label=model)
+        if X_AXES[x][2]:
+            ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel(X_AXES[x][0], fontsize=8)
+        ax.set_ylabel("main score (x100)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(
     records: list[dict[str, Any]],
     output: str | Path,
@@ -124,6 +183,15 @@ def write_plots(
         fig = plot_curves(records, x)
         for suffix in ("png", "svg"):
             path = output / f"score_vs_{x}.{suffix}"
+            fig.savefig(path, dpi=110)
+            written.append(path)
+        plt.close(fig)
+    for name, fig in (
+        ("score_vs_size", plot_sizes(records)),
+        ("per_task_index_bytes", plot_per_task(records)),
+    ):
+        for suffix in ("png", "svg"):
+            path = output / f"{name}.{suffix}"
             fig.savefig(path, dpi=110)
             written.append(path)
         plt.close(fig)

@@ -75,7 +75,7 @@ def test_train_examples_come_from_train_modules_with_sibling_negatives():
             assert by_id[e.negative.id]["module"] == module  # a sibling page is the hard negative
 
 
-def test_default_run_end_to_end_on_a_slice(tmp_path):
+def test_default_models_end_to_end_on_a_slice(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
         [
@@ -83,6 +83,10 @@ def test_default_run_end_to_end_on_a_slice(tmp_path):
             "-m",
             "harness",
             "run",
+            "--model",
+            "metaembed-mini,single-mean,colbert",  # the default models
+            "--tasks",
+            "mini-lists",
             "--limit",
             "20",
             "--output",
@@ -99,7 +103,7 @@ def test_default_run_end_to_end_on_a_slice(tmp_path):
     assert out.returncode == 0, out.stderr
     for model in ("metaembed-mini", "single-mean", "colbert"):
         assert f"| {model} @ " in out.stdout
-        assert (tmp_path / "out" / model / "mini-docs.json").is_file()
+        assert (tmp_path / "out" / model / "mini-lists.json").is_file()
     assert (tmp_path / "out" / "plots" / "score_vs_index_bytes.png").is_file()
     assert (tmp_path / "out" / "leaderboard.md").is_file()
     record = json.loads((tmp_path / "out" / "metaembed-mini" / "mini-lists.json").read_text())

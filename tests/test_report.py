@@ -157,3 +157,20 @@ def test_ci_cells_and_compare_rows():
     assert rows[1][1].startswith("50.00 ± ")
     header, rows = compare(records, "meta @ 16x64", "meta @ 1x1")
     assert [r[0] for r in rows] == ["a", "b"] and rows[0][2] == "+20.00"
+
+
+def test_size_plot_and_small_multiples():
+    from harness.plots import plot_per_task, plot_sizes
+
+    records = copy.deepcopy(RECORDS)
+    for rec, n in zip(records, (1e6, 1e6, 2e6, 3e6), strict=True):
+        rec["model"]["n_params"] = n
+    ax = plot_sizes(records, "16x64").axes[0]
+    offsets = {c.get_label(): tuple(c.get_offsets()[0]) for c in ax.collections}
+    assert offsets["meta @ 16x64"] == pytest.approx((1e6, 65.0)) and offsets[
+        "colbert @ allxall"
+    ] == pytest.approx((3e6, 65.0))
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters"
+    fig = plot_per_task(records)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == ["a", "b"]
