@@ -174,3 +174,18 @@ def test_size_plot_and_small_multiples():
     fig = plot_per_task(records)
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     assert titles == ["a", "b"]
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv"])
+def test_tables_match_golden_files_of_stored_results(fmt):
+    """Stored example results (tests/data/example_results) give exactly the stored tables, so a
+    silent change in a table, an aggregate or the result reader fails loudly."""
+    from pathlib import Path
+
+    from harness.cli import _tables
+    from harness.results import iter_results
+
+    data = Path(__file__).parent / "data"
+    records = [r for _, r in iter_results(data / "example_results")]
+    assert len(records) == 4
+    assert _tables(records, fmt) == (data / f"golden_leaderboard.{fmt}").read_text()
