@@ -311,7 +311,7 @@ class TaskRun:
         out = []
         if not self.card.nested and hasattr(self.encoder, "reduce"):
             # Smaller budgets derive from the full encoding (e.g. token pooling): encode once.
-            full = self._encoded(data, None)
+            whole = self._encoded(data, None)
             for budget in tqdm(
                 budgets,
                 desc=f"{self.card.name} | {self.spec.name} | score",
@@ -319,8 +319,8 @@ class TaskRun:
                 leave=False,
             ):
                 enc = _Encoded(
-                    self.encoder.reduce(full.queries, "query", budget.query),
-                    self.encoder.reduce(full.candidates, "candidate", budget.candidate),
+                    self.encoder.reduce(whole.queries, "query", budget.query),
+                    self.encoder.reduce(whole.candidates, "candidate", budget.candidate),
                 )
                 out.append(self._score_budget(data, enc, budget, None))
         elif self.card.nested:

@@ -328,7 +328,8 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
     if name in MODELS:
         entry = MODELS[name]
         factory = import_target(entry.target)
-        defaults = dict(entry.defaults)
+        # A checkpoint names its own backbone, settings and name.
+        defaults = dict(entry.defaults) if model_args.get("checkpoint") is None else {}
         if model_args.get("checkpoint") is None and model_args.get("backbone") is None:
             defaults.update(entry.backbone_defaults)
         model_args = {**defaults, **model_args}

@@ -166,12 +166,16 @@ def score_candidate_lists(
     i = 0
     while i < len(queries):
         union: set[int] = set(tensors[i].tolist())
+        needed = len(tensors[i])
         j = i + 1
         while j < len(queries) and j - i < cap_b:
             grown = union.union(tensors[j].tolist())
-            if len(grown) * (j + 1 - i) > cap_b * cap_m:
+            pairs = len(grown) * (j + 1 - i)
+            # Stop when the block outgrows memory, or when dense scoring of the union would do
+            # more than twice the pairs the lists need (lists that barely overlap).
+            if pairs > cap_b * cap_m or pairs > 2 * (needed + len(tensors[j])):
                 break
-            union, j = grown, j + 1
+            union, needed, j = grown, needed + len(tensors[j]), j + 1
         members = torch.tensor(sorted(union), dtype=torch.long)
         q_vec, q_len = _block(queries, i, j, rq, device)
         # A single huge list is scored in candidate chunks that respect the block budget.
