@@ -83,7 +83,7 @@ def test_run_writes_results_prints_leaderboard_and_reruns_for_free(tmp_path):
         (["--budgets", "0x4"], "malformed budget '0x4'"),
         (["--budgets", "32x64"], "valid budgets for it: 1x1, 2x4, 4x8, 8x16, 16x64"),
         (["--model-args", "dim"], "key=value"),
-        (["--tasks", "mini"], "no tasks installed"),
+        (["--model-args", "no_such=1"], "rejected --model-args"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, message):
