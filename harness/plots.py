@@ -46,6 +46,30 @@ def curve_points(
     return out
 
 
+def interval_points(
+    records: Iterable[dict[str, Any]], model: str, labels: list[str], task: str | None
+) -> tuple[list[float], list[float]] | None:
+    """95% bootstrap bands (x100) of each budget's score over queries; for a mean over tasks, the
+    mean of the per-task bounds (a conservative band). None without per-query scores."""
+    from harness.stats import bootstrap_ci
+
+    low, high = [], []
+    for label in labels:
+        rows = [
+            row
+            for record in records
+            if record["model"]["name"] == model and (task is None or record["task"]["name"] == task)
+            for row in record["budgets"]
+            if row["label"] == label
+        ]
+        if not rows or not all(row.get("per_query") for row in rows):
+            return None
+        bounds = [bootstrap_ci(list(row["per_query"].values()), n_resamples=1000) for row in rows]
+        low.append(100.0 * sum(b[0] for b in bounds) / len(bounds))
+        high.append(100.0 * sum(b[1] for b in bounds) / len(bounds))
+    return low, high
+
+
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """Points not dominated by a cheaper-or-equal, better-or-equal point (lower x, higher y)."""
     best = float("-inf")
@@ -82,9 +106,23 @@ def plot_curves(
         ys = [s for _, _, s in points]
         everything += list(zip(xs, ys, strict=True))
         if len(points) > 1:
-            ax.plot(xs, ys, marker="o", label=model)
+            (line,) = ax.plot(xs, ys, marker="o", label=model)
         else:
-            ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3)
+            line = ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3)
+        bands = interval_points(records, model, [lbl for lbl, _, _ in points], task)
+        if bands is not None:
+            color = line.get_color() if hasattr(line, "get_color") else line.get_facecolor()[0]
+            if len(points) > 1:
+                ax.fill_between(xs, bands[0], bands[1], color=color, alpha=0.15, linewidth=0)
+            else:
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=[[ys[0] - bands[0][0]], [bands[1][0] - ys[0]]],
+                    color=color,
+                    capsize=3,
+                    linewidth=1,
+                )
     if x != "budget" and everything:
         front = pareto(everything)
         ax.plot(

@@ -72,7 +72,9 @@ def leaderboard(
         "bytes/cand",
         "FLOPs/pair",
         "ms/query",
+        "params",
     ]
+    params = {r["model"]["name"]: r["model"].get("n_params") for r in records}
     rows = []
     for model, label, _ in order:
         found = cells[(model, label)]
@@ -97,6 +99,7 @@ def leaderboard(
                 f"{avg('index_bytes_per_candidate'):,.0f}",
                 f"{avg('scoring_flops_per_pair'):.3g}",
                 f"{avg('scoring_ms_per_query'):.3f}",
+                f"{params[model] / 1e6:.1f}M" if params.get(model) else MISSING,
             ]
         )
     return header, rows

@@ -189,3 +189,19 @@ def test_tables_match_golden_files_of_stored_results(fmt):
     records = [r for _, r in iter_results(data / "example_results")]
     assert len(records) == 4
     assert _tables(records, fmt) == (data / f"golden_leaderboard.{fmt}").read_text()
+
+
+def test_curves_carry_bootstrap_bands_when_per_query_scores_exist():
+    from matplotlib.collections import PolyCollection
+
+    records = copy.deepcopy(RECORDS)
+    for rec in records:
+        for row in rec["budgets"]:
+            row["per_query"] = {
+                f"q{i}": 1.0 if i < row["main_score"] * 40 else 0.0 for i in range(40)
+            }
+    ax = plot_curves(records, "index_bytes", task="a").axes[0]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 1  # the one multi-budget model on task a; points get error bars
+    lower = bands[0].get_paths()[0].vertices[:, 1].min()
+    assert 30.0 < lower < 50.0
