@@ -378,6 +378,7 @@ class TaskRun:
                 "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                 "items_encoded": encoded,
                 "items_from_cache": t.query.cached + t.candidate.cached,
+                "peak_memory_bytes": peak_memory_bytes(self.device),
             },
             "environment": environment(),
             "config": self.config.to_dict(),
@@ -437,6 +438,21 @@ def _prepare(spec: TaskSpec, data: TaskData) -> _Prepared:
         prepared.list_ids = [list(data.candidate_lists[q.id]) for q in data.queries]
         prepared.list_rows = [[position[c] for c in ids] for ids in prepared.list_ids]
     return prepared
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    """Peak memory so far: GPU memory allocated by torch on CUDA, else the process's peak
+    resident set (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError):
+        return None
 
 
 def size_check(spec: TaskSpec, data: TaskData) -> dict[str, Any]:

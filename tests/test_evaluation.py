@@ -124,6 +124,7 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
         "cpu",
         "gpu",
     ]
+    assert record["encode"]["peak_memory_bytes"] > 10 * 2**20  # a Python process with torch loaded
     assert record["config"]["budgets"] == ["1x1", "16x64"] and record["config"]["tasks"] == [
         "toy-corpus",
         "toy-lists",
