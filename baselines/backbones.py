@@ -109,13 +109,6 @@ class Backbone:
         out = self.model(**prepared.inputs, return_dict=True)
         return out.last_hidden_state
 
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def describe(self) -> str:
-        return f"{self.kind}:{self.name}"
-
 
 def _to(inputs: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}

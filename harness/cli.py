@@ -410,6 +410,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-
-
-__all__ = ["main", "UsageError"]

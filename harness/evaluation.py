@@ -102,17 +102,10 @@ class TaskRun:
         self,
         encoder: Encoder,
         spec: TaskSpec,
-        budgets: list[Budget],
         config: RunConfig,
         cache: EmbeddingCache,
     ):
-        self.encoder, self.spec, self.budgets, self.config, self.cache = (
-            encoder,
-            spec,
-            budgets,
-            config,
-            cache,
-        )
+        self.encoder, self.spec, self.config, self.cache = encoder, spec, config, cache
         self.card = encoder.card
         self.device = config.resolved_device()
         self.show = config.progress and _rank() == 0
@@ -565,7 +558,7 @@ def _run_task(
             log.info("%s: finished result found, skipped (use --overwrite to recompute)", path)
             return stored
         budgets = missing
-    task_run = TaskRun(encoder, spec, budgets, config, cache)
+    task_run = TaskRun(encoder, spec, config, cache)
     rows = task_run.run(budgets)
     record = task_run.record(rows)
     if stored is not None:

@@ -18,50 +18,6 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-TOP_LEVEL_FIELDS = (
-    "schema_version",
-    "harness_version",
-    "git_sha",
-    "created_at",
-    "model",
-    "task",
-    "budgets",
-    "encode",
-    "environment",
-    "config",
-)
-MODEL_FIELDS = ("name", "family", "backbone", "revision", "n_params", "dim", "args")
-TASK_FIELDS = (
-    "name",
-    "benchmark",
-    "category",
-    "split",
-    "dataset",
-    "main_metric",
-    "n_queries",
-    "n_candidates",
-    "version",
-)
-BUDGET_FIELDS = ("label", "query", "candidate", "main_score", "metrics", "cost")
-COST_FIELDS = (
-    "vectors_per_query",
-    "vectors_per_candidate",
-    "index_bytes_per_candidate",
-    "scoring_flops_per_pair",
-    "scoring_ms_per_query",
-    "n_candidates_scored",
-)
-ENCODE_FIELDS = (
-    "queries_seconds",
-    "candidates_seconds",
-    "items_per_second",
-    "device",
-    "dtype",
-    "batch_size",
-    "world_size",
-)
-ENVIRONMENT_FIELDS = ("python", "torch", "transformers", "platform", "cpu", "gpu")
-
 
 def safe_name(name: str) -> str:
     """A model or task name as a single path component."""

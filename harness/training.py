@@ -13,6 +13,7 @@ gradients are averaged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -352,7 +353,9 @@ def train(config: TrainConfig) -> Path:
     if config.tune == "frozen":
         encoder.backbone.model.eval()  # a frozen backbone runs without dropout
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else _null()
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device.startswith("cuda")
+        else contextlib.nullcontext()
     )
     began = time.perf_counter()
     stop = config.steps if config.run_steps is None else min(config.steps, start + config.run_steps)
@@ -419,14 +422,6 @@ def train(config: TrainConfig) -> Path:
     if stop < config.steps:
         log.info("stopped at step %d of %d; rerun the same command to continue", stop, config.steps)
     return output
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def read_log(output: str | Path) -> list[dict[str, Any]]:
