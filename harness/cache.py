@@ -15,13 +15,15 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors
 from harness.protocol import Encoder, Item
@@ -82,10 +84,30 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 @dataclass
+class Shard:
+    """Items [start, stop) of one encoding: a file in the cache, or in memory without a cache."""
+
+    start: int
+    stop: int
+    path: Path | None = None
+    data: MultiVectors | None = None
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def load(self) -> MultiVectors:
+        if self.data is not None:
+            return self.data
+        shard = load_file(self.path)
+        return MultiVectors(shard["vectors"], shard["lengths"])
+
+
+@dataclass
 class EncodeStats:
     seconds: float = 0.0
     encoded: int = 0
     cached: int = 0
+    per_rank: list[int] = field(default_factory=list)  # items each rank encoded
 
 
 def _length_key(item: Item) -> tuple[int, int]:
@@ -109,7 +131,10 @@ class EmbeddingCache:
         directory.mkdir(parents=True, exist_ok=True)
         meta = directory / "key.json"
         if not meta.exists():
-            meta.write_text(json.dumps(key, indent=1, sort_keys=True, default=str))
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps(key, indent=1, sort_keys=True, default=str))
+            os.replace(tmp, meta)
         return directory
 
     def shard_path(self, directory: Path, items: Sequence[Item], start: int, stop: int) -> Path:
@@ -117,6 +142,75 @@ class EmbeddingCache:
             "".join(i.content_hash for i in items[start:stop]).encode()
         ).hexdigest()
         return directory / f"{start:09d}-{stop:09d}-{digest[:20]}.safetensors"
+
+    def fill(
+        self,
+        encoder: Encoder,
+        items: Sequence[Item],
+        *,
+        role: str,
+        batch_size: int,
+        num_vectors: int | None = None,
+        progress: Any = None,
+        stats: EncodeStats | None = None,
+        dist: Dist | None = None,
+    ) -> list[Shard]:
+        """Make sure every shard of `items` exists; returns the shards in item order.
+
+        Under torch.distributed, rank 0 lists the unfinished shards, the ranks encode disjoint
+        ones (round robin), and the call returns on every rank only once all are written. Only
+        shards are shared, never rank numbers, so a run may resume at another world size.
+        """
+        stats = stats if stats is not None else EncodeStats()
+        dist = dist or Dist()
+        directory = self.shard_dir(encoding_key(encoder, role, num_vectors))
+        if directory is None and dist.enabled:
+            raise HarnessError(
+                "a distributed run exchanges embeddings through the cache; drop --no-cache"
+            )
+        shards = [
+            Shard(start, min(len(items), start + self.shard_size))
+            for start in range(0, len(items), self.shard_size)
+        ]
+        for shard in shards:
+            if directory is not None:
+                shard.path = self.shard_path(directory, items, shard.start, shard.stop)
+        missing = [i for i, s in enumerate(shards) if s.path is None or not s.path.exists()]
+        missing = dist.broadcast(missing)
+        mine = set(missing[dist.rank :: dist.world_size])
+        seconds, encoded = 0.0, 0
+        for i, shard in enumerate(shards):
+            if i not in mine:
+                continue
+            began = time.perf_counter()
+            mv = self._encode_range(
+                encoder, items[shard.start : shard.stop], role, batch_size, num_vectors, progress
+            )
+            seconds += time.perf_counter() - began
+            encoded += len(shard)
+            if shard.path is not None:
+                _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
+            else:
+                shard.data = mv
+        # The gather doubles as the barrier after which every shard is on disk.
+        done = dist.all_gather((seconds, encoded))
+        stats.seconds += max(s for s, _ in done)  # ranks encode side by side
+        stats.encoded += sum(e for _, e in done)
+        counts = [e for _, e in done]
+        stats.per_rank = [
+            a + b for a, b in zip(stats.per_rank or [0] * len(counts), counts, strict=True)
+        ]
+        stats.cached += len(items) - sum(len(shards[i]) for i in missing)
+        if progress is not None:
+            progress.update(len(items) - encoded)
+        if dist.enabled:
+            absent = [s.path for s in shards if not s.path.exists()]
+            if absent:
+                raise HarnessError(
+                    f"shard {absent[0]} written by another rank is not visible here; --cache-dir "
+                    f"must be on a filesystem that every rank shares"
+                )
+        return shards
 
     def encode(
         self,
@@ -128,35 +222,24 @@ class EmbeddingCache:
         num_vectors: int | None = None,
         progress: Any = None,
         stats: EncodeStats | None = None,
+        dist: Dist | None = None,
     ) -> MultiVectors:
         """Embeddings of `items` in order; finished shards are read, the others encoded and written."""
-        stats = stats if stats is not None else EncodeStats()
-        directory = self.shard_dir(encoding_key(encoder, role, num_vectors))
-        parts: list[MultiVectors] = []
-        for start in range(0, len(items), self.shard_size):
-            stop = min(len(items), start + self.shard_size)
-            path = self.shard_path(directory, items, start, stop) if directory is not None else None
-            if path is not None and path.exists():
-                shard = load_file(path)
-                parts.append(MultiVectors(shard["vectors"], shard["lengths"]))
-                stats.cached += stop - start
-                if progress is not None:
-                    progress.update(stop - start)
-            else:
-                began = time.perf_counter()
-                mv = self._encode_range(
-                    encoder, items[start:stop], role, batch_size, num_vectors, progress
-                )
-                stats.seconds += time.perf_counter() - began
-                stats.encoded += stop - start
-                if path is not None:
-                    _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, path)
-                parts.append(mv)
-        if not parts:
+        shards = self.fill(
+            encoder,
+            items,
+            role=role,
+            batch_size=batch_size,
+            num_vectors=num_vectors,
+            progress=progress,
+            stats=stats,
+            dist=dist,
+        )
+        if not shards:
             return MultiVectors(
                 torch.zeros(0, 1, max(1, encoder.card.dim)), torch.zeros(0, dtype=torch.long)
             )
-        return MultiVectors.cat(parts)
+        return MultiVectors.cat([shard.load() for shard in shards])
 
     def _encode_range(
         self,
@@ -194,3 +277,67 @@ class EmbeddingCache:
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
         return merged.select(inverse)
+
+
+class ShardedVectors:
+    """Embeddings left on disk in their cache shards, read slice by slice.
+
+    safetensors memory-maps each shard, so a slice costs only its own bytes: scoring streams
+    candidate blocks past the queries while no more than one block is resident. Lengths (one
+    integer per item) are kept in memory. `transform` (e.g. an encoder's `reduce`) is applied to
+    every block as it is read.
+    """
+
+    def __init__(self, shards: Sequence[Shard], transform: Any = None) -> None:
+        if any(s.path is None for s in shards):
+            raise ValueError("ShardedVectors needs shards written to disk")
+        self.shards = list(shards)
+        self.transform = transform
+        self.offsets = [s.start for s in self.shards]
+        shapes, lengths, dtypes = [], [], set()
+        for shard in self.shards:
+            with safe_open(shard.path, framework="pt") as handle:
+                vectors = handle.get_slice("vectors")
+                shapes.append(vectors.get_shape())
+                dtypes.add(vectors.get_dtype())
+                lengths.append(handle.get_tensor("lengths").long())
+        self._lengths = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.long)
+        self._max_len = max((shape[1] for shape in shapes), default=1)
+        self.dim = shapes[0][2] if shapes else 0
+        element = {"F32": 4, "F64": 8}.get(next(iter(dtypes), "F32"), 2)
+        self.nbytes = sum(shape[0] * shape[1] * shape[2] for shape in shapes) * element
+
+    def __len__(self) -> int:
+        return int(self._lengths.shape[0])
+
+    @property
+    def max_len(self) -> int:
+        return self._max_len
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Lengths after `transform` (computed by one streaming pass when there is one)."""
+        if self.transform is None:
+            return self._lengths
+        if not hasattr(self, "_transformed_lengths"):
+            self._transformed_lengths = torch.cat(
+                [mv.lengths for _, mv in self.chunks(self.shard_items())]
+            )
+        return self._transformed_lengths
+
+    def shard_items(self) -> int:
+        return max((len(s) for s in self.shards), default=1)
+
+    def chunks(self, size: int, r: int | None = None):
+        """(offset, MultiVectors) blocks of at most `size` items, first `r` vectors of each."""
+        for shard in self.shards:
+            with safe_open(shard.path, framework="pt") as handle:
+                vectors = handle.get_slice("vectors")
+                for a in range(0, len(shard), size):
+                    b = min(len(shard), a + size)
+                    block = vectors[a:b] if r is None else vectors[a:b, :r]
+                    lengths = self._lengths[shard.start + a : shard.start + b]
+                    mv = MultiVectors(block, lengths.clamp(max=block.shape[1]))
+                    if self.transform is not None:
+                        mv = self.transform(mv)
+                    yield shard.start + a, mv

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,37 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def _size(text: str) -> int:
+    """Bytes from '512MiB', '8GB', '1.5GiB' or a plain number."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 512MiB, 8GB or 1000000, got {text!r}"
+        )
+    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
     return value
 
 
@@ -78,6 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate only the first N queries of each task (smoke tests)",
     )
     run.add_argument("--batch-size", type=_positive_int, default=32)
+    run.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=512,
+        help="items per cache shard, the unit of resuming and of work split across ranks (512)",
+    )
+    run.add_argument(
+        "--memory-limit",
+        type=_size,
+        default=None,
+        help="score shared-corpus candidates from disk, shard by shard, when their embeddings "
+        "exceed this size (e.g. 8GiB); exact, like in-memory scoring",
+    )
+    run.add_argument(
+        "--index",
+        default="exact",
+        help="exact (default), faiss, or faiss:FACTORY[|PARAMS] such as faiss:IVF64,Flat|nprobe=8; "
+        "approximate backends serve single-vector budgets and report recall against exact search",
+    )
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     run.add_argument(
         "--overwrite", action="store_true", help="recompute results that already exist"
@@ -305,10 +356,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         progress=not args.no_progress,
         trec_runs=args.trec_runs,
+        shard_size=args.shard_size,
+        memory_limit=args.memory_limit,
+        index=args.index,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir
     records = run(config)
+    from harness.distributed import current
+
+    if not current().is_main:
+        return 0  # rank 0 prints and writes the leaderboard
     from harness.plots import write_plots
 
     table = _tables(records, "md")

@@ -37,6 +37,10 @@ class RunConfig:
     block_bytes: int = DEFAULT_BLOCK_BYTES
     progress: bool = True
     trec_runs: bool = False  # also write TREC run files per (model, task, budget)
+    # Shared-corpus candidate embeddings larger than this many bytes are scored from the cache
+    # on disk, shard by shard (exact); None keeps them in memory.
+    memory_limit: int | None = None
+    index: str = "exact"  # exact | faiss | faiss:FACTORY[|PARAMS] (harness.index)
 
     def resolved_device(self) -> str:
         if self.device != "auto":

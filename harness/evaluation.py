@@ -13,12 +13,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from harness import __version__
+from harness import __version__, distributed
 from harness.budgets import Budget, parse_budgets
-from harness.cache import EmbeddingCache, EncodeStats, check_writable, default_cache_dir
+from harness.cache import (
+    EmbeddingCache,
+    EncodeStats,
+    ShardedVectors,
+    check_writable,
+    default_cache_dir,
+)
 from harness.config import RunConfig
 from harness.cost import budget_cost
 from harness.errors import HarnessError, UsageError
+from harness.index import FaissIndex, parse_index, recall_against_exact
 from harness.metrics import (
     DEFAULT_CUTOFFS,
     evaluate_run,
@@ -42,10 +49,6 @@ LIST_CUTOFFS: tuple[int, ...] = (1, 5, 10)
 def _cutoffs(top_k: int) -> list[int]:
     """Metric cutoffs a run of top_k candidates per query supports (a smaller corpus is fine)."""
     return [c for c in DEFAULT_CUTOFFS if c <= top_k]
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
 
 
 def resolve_budgets(
@@ -86,7 +89,7 @@ def _unique(items: Sequence[Item]) -> tuple[list[Item], torch.Tensor]:
 @dataclass
 class _Encoded:
     queries: MultiVectors
-    candidates: MultiVectors
+    candidates: MultiVectors | ShardedVectors  # ShardedVectors: scored out of core
 
 
 @dataclass
@@ -104,22 +107,33 @@ class TaskRun:
         spec: TaskSpec,
         config: RunConfig,
         cache: EmbeddingCache,
+        dist: distributed.Dist | None = None,
     ):
         self.encoder, self.spec, self.config, self.cache = encoder, spec, config, cache
         self.card = encoder.card
+        self.dist = dist or distributed.Dist()
         self.device = config.resolved_device()
-        self.show = config.progress and _rank() == 0
+        self.show = config.progress and self.dist.is_main
         self.timing = _Timing()
+        self.index = parse_index(config.index)
+        self.out_of_core = False
 
     # ------------------------------------------------------------ encoding
-    def _encode(self, items: list[Item], role: str, num_vectors: int | None) -> MultiVectors:
+    def _encode(
+        self, items: list[Item], role: str, num_vectors: int | None
+    ) -> MultiVectors | ShardedVectors | None:
+        """Embeddings through the cache; None on ranks other than 0, which only encode.
+
+        Shared-corpus candidates stay on disk (ShardedVectors) when they exceed the memory
+        limit; everything else is loaded.
+        """
         stats = self.timing.query if role == "query" else self.timing.candidate
         label = f"{self.card.name} | {self.spec.name} | encode {role}s" + (
             f" @{num_vectors}" if num_vectors else ""
         )
         with tqdm(total=len(items), desc=label, disable=not self.show, leave=False) as bar:
             try:
-                mv = self.cache.encode(
+                shards = self.cache.fill(
                     self.encoder,
                     items,
                     role=role,
@@ -127,10 +141,35 @@ class TaskRun:
                     num_vectors=num_vectors,
                     progress=bar,
                     stats=stats,
+                    dist=self.dist,
                 )
             except HarnessError as exc:
                 raise HarnessError(f"task {self.spec.name}: {exc}") from exc
-        check_embeddings(mv, [i.id for i in items], model=self.card.name, role=role)
+        if not self.dist.is_main:
+            return None
+        ids = [i.id for i in items]
+        limit = self.config.memory_limit
+        if (
+            role == "candidate"
+            and self.spec.kind == "corpus"
+            and limit is not None
+            and shards
+            and shards[0].path is not None
+        ):
+            stored = ShardedVectors(shards)
+            if stored.nbytes > limit:
+                self.out_of_core = True
+                for offset, block in stored.chunks(stored.shard_items()):
+                    check_embeddings(
+                        block, ids[offset : offset + len(block)], model=self.card.name, role=role
+                    )
+                return stored
+        mv = (
+            MultiVectors.cat([s.load() for s in shards])
+            if shards
+            else MultiVectors(torch.zeros(0, 1, max(1, self.card.dim)), torch.zeros(0).long())
+        )
+        check_embeddings(mv, ids, model=self.card.name, role=role)
         return mv
 
     def _encoded(self, data: _Prepared, budget: Budget | None) -> _Encoded:
@@ -154,17 +193,42 @@ class TaskRun:
         spec, cfg = self.spec, self.config
         device = self.device if self.device != "cpu" else None
         began = time.perf_counter()
+        index_info: dict[str, Any] | None = None
         if spec.kind == "corpus":
             k = min(cfg.top_k, len(data.candidates))
-            scores, rows = score_corpus(
+            exact_search = lambda: score_corpus(  # noqa: E731
                 enc.queries,
                 enc.candidates,
                 slice_budget,
                 k=min(k, len(enc.candidates)),
-                block_bytes=cfg.block_bytes,
+                block_bytes=self._block_bytes(),
                 device=device,
             )
-            elapsed = time.perf_counter() - began
+            single = self._single_vectors(enc, slice_budget)
+            if self.index.backend == "faiss" and single is not None:
+                built = time.perf_counter()
+                index = FaissIndex(self.index, single[1])
+                began = time.perf_counter()
+                scores, rows = index.search(single[0], min(k, len(enc.candidates)))
+                elapsed = time.perf_counter() - began
+                exact_began = time.perf_counter()
+                _, exact_rows = exact_search()
+                index_info = {
+                    "backend": self.index.label,
+                    "build_seconds": began - built,
+                    "exact_scoring_ms_per_query": 1000.0
+                    * (time.perf_counter() - exact_began)
+                    / max(1, len(enc.queries)),
+                    **recall_against_exact(rows, exact_rows, (1, 10, cfg.top_k)),
+                }
+            else:
+                scores, rows = exact_search()
+                elapsed = time.perf_counter() - began
+                index_info = {"backend": "exact"}
+                if self.index.backend != "exact":
+                    index_info["note"] = (
+                        f"{self.index.label} serves one vector per side; this budget was scored exactly"
+                    )
             ranked = [
                 _expand(s, r, data.members, k)
                 for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
@@ -235,6 +299,7 @@ class TaskRun:
         )
         cost["scoring_ms_per_query"] = 1000.0 * elapsed / max(1, len(data.queries))
         cost["n_candidates_scored"] = scored
+        cost["candidates_out_of_core"] = isinstance(enc.candidates, ShardedVectors)
         row = {
             "label": budget.label,
             "query": budget.query,
@@ -245,11 +310,44 @@ class TaskRun:
         }
         if groups:
             row["groups"] = groups
+        if index_info is not None:
+            row["index"] = index_info
         # Per-query main scores, for confidence intervals and paired tests in reports.
         row["per_query"] = per_query_main
         if cfg.trec_runs:
             self._write_trec(run, budget)
         return row
+
+    def _block_bytes(self) -> int:
+        """The similarity block size; under a memory limit, at most a quarter of it."""
+        limit = self.config.memory_limit
+        return (
+            self.config.block_bytes if limit is None else min(self.config.block_bytes, limit // 4)
+        )
+
+    @staticmethod
+    def _single_vectors(
+        enc: _Encoded, budget: Budget | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """([Nq, D], [Nc, D]) when this budget leaves exactly one vector per item, else None."""
+        rq = enc.queries.max_len if budget is None or budget.query is None else budget.query
+        rc = (
+            enc.candidates.max_len
+            if budget is None or budget.candidate is None
+            else budget.candidate
+        )
+        if min(rq, enc.queries.max_len) != 1 and not bool((enc.queries.lengths <= 1).all()):
+            return None
+        if min(rc, enc.candidates.max_len) != 1 and not bool((enc.candidates.lengths <= 1).all()):
+            return None
+        if not bool((enc.queries.lengths >= 1).all() and (enc.candidates.lengths >= 1).all()):
+            return None
+        corpus = (
+            torch.cat([mv.vectors[:, 0] for _, mv in enc.candidates.chunks(1 << 14, 1)])
+            if len(enc.candidates)
+            else torch.zeros(0, enc.queries.dim)
+        )
+        return enc.queries.vectors[:, 0], corpus
 
     def _write_trec(self, run: dict[str, dict[str, float]], budget: Budget) -> None:
         """`qid Q0 docid rank score tag`, ranked as trec_eval ranks them."""
@@ -296,15 +394,34 @@ class TaskRun:
             metrics[f"{main}_group_mean"] = sum(scored) / len(scored)
         return out
 
+    def _load(self) -> TaskData:
+        """Load the task; under torch.distributed rank 0 goes first (it may download), and a
+        failure there stops every rank at once."""
+        if not self.dist.enabled:
+            return self.spec.load(self.config.data_dir)
+        failure = None
+        if self.dist.is_main:
+            try:
+                full = self.spec.load(self.config.data_dir)
+            except HarnessError as exc:
+                failure = exc
+        failure = self.dist.broadcast(failure)
+        if failure is not None:
+            raise failure
+        return full if self.dist.is_main else self.spec.load(self.config.data_dir)
+
     def run(self, budgets: list[Budget]) -> list[dict[str, Any]]:
-        full = self.spec.load(self.config.data_dir)
+        """Budget rows on rank 0; other ranks take their share of the encoding and return []."""
+        full = self._load()
         self.size_check = size_check(self.spec, full)
         data = _prepare(self.spec, full.limit(self.config.limit))
         self.data = data
-        out = []
+        out: list[dict[str, Any]] = []
         if not self.card.nested and hasattr(self.encoder, "reduce"):
             # Smaller budgets derive from the full encoding (e.g. token pooling): encode once.
             whole = self._encoded(data, None)
+            if not self.dist.is_main:
+                return out
             for budget in tqdm(
                 budgets,
                 desc=f"{self.card.name} | {self.spec.name} | score",
@@ -313,11 +430,13 @@ class TaskRun:
             ):
                 enc = _Encoded(
                     self.encoder.reduce(whole.queries, "query", budget.query),
-                    self.encoder.reduce(whole.candidates, "candidate", budget.candidate),
+                    self._reduce_candidates(whole.candidates, budget.candidate),
                 )
                 out.append(self._score_budget(data, enc, budget, None))
         elif self.card.nested:
             enc = self._encoded(data, None)
+            if not self.dist.is_main:
+                return out
             for budget in tqdm(
                 budgets,
                 desc=f"{self.card.name} | {self.spec.name} | score",
@@ -333,8 +452,19 @@ class TaskRun:
                 leave=False,
             ):
                 enc = self._encoded(data, budget)
-                out.append(self._score_budget(data, enc, budget, None))
+                if self.dist.is_main:
+                    out.append(self._score_budget(data, enc, budget, None))
         return out
+
+    def _reduce_candidates(
+        self, candidates: MultiVectors | ShardedVectors, count: int | None
+    ) -> MultiVectors | ShardedVectors:
+        if isinstance(candidates, ShardedVectors):
+            return ShardedVectors(
+                candidates.shards,
+                transform=lambda mv: self.encoder.reduce(mv, "candidate", count),
+            )
+        return self.encoder.reduce(candidates, "candidate", count)
 
     def record(self, budget_rows: list[dict[str, Any]]) -> dict[str, Any]:
         card, data, t = self.card, self.data, self.timing
@@ -368,9 +498,17 @@ class TaskRun:
                 "device": self.device,
                 "dtype": card.dtype,
                 "batch_size": self.config.batch_size,
-                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+                "world_size": self.dist.world_size,
                 "items_encoded": encoded,
                 "items_from_cache": t.query.cached + t.candidate.cached,
+                "items_encoded_per_rank": [
+                    a + b
+                    for a, b in zip(
+                        t.query.per_rank or [0] * self.dist.world_size,
+                        t.candidate.per_rank or [0] * self.dist.world_size,
+                        strict=True,
+                    )
+                ],
                 "peak_memory_bytes": peak_memory_bytes(self.device),
             },
             "environment": environment(),
@@ -509,6 +647,18 @@ def run(
         raise UsageError(
             "--device cuda was asked for but torch sees no GPU; use --device cpu or auto"
         )
+    if config.shard_size < 1:
+        raise UsageError(f"--shard-size must be positive, got {config.shard_size}")
+    if config.memory_limit is not None and config.memory_limit < 1:
+        raise UsageError(f"--memory-limit must be a positive size, got {config.memory_limit}")
+    if config.memory_limit is not None and config.no_cache:
+        raise UsageError("--memory-limit scores candidates from the cache on disk; drop --no-cache")
+    parse_index(config.index)
+    if distributed.current().enabled and config.no_cache:
+        raise UsageError(
+            "a distributed run exchanges embeddings through the cache; drop --no-cache "
+            "(and give every rank the same --cache-dir on a shared filesystem)"
+        )
     output = check_writable(config.output, "output")
     cache_root = (
         None
@@ -520,16 +670,23 @@ def run(
     config.tasks = [s.name for s in specs]
     config.model_args = {k: _jsonable(v) for k, v in config.model_args.items()}
 
+    dist, joined = distributed.init(config.resolved_device())
     records = []
-    for model in models:
-        encoder = (
-            model
-            if not isinstance(model, str)
-            else get_model(model, config.model_args, device=config.resolved_device())
-        )
-        budgets = resolve_budgets(encoder.card, requested, reducible=hasattr(encoder, "reduce"))
-        for spec in specs:
-            records.append(_run_task(encoder, spec, budgets, config, cache, output))
+    try:
+        for model in models:
+            encoder = (
+                model
+                if not isinstance(model, str)
+                else get_model(model, config.model_args, device=config.resolved_device())
+            )
+            budgets = resolve_budgets(encoder.card, requested, reducible=hasattr(encoder, "reduce"))
+            for spec in specs:
+                record = _run_task(encoder, spec, budgets, config, cache, output, dist)
+                if record is not None:
+                    records.append(record)
+        dist.barrier()
+    finally:
+        distributed.finish(joined)
     return records
 
 
@@ -540,26 +697,39 @@ def _run_task(
     config: RunConfig,
     cache: EmbeddingCache,
     output: Path,
-) -> dict[str, Any]:
+    dist: distributed.Dist | None = None,
+) -> dict[str, Any] | None:
+    """Evaluate one task (the budgets its stored result lacks); None on ranks other than 0."""
+    dist = dist or distributed.Dist()
     card = encoder.card
     path = result_path(output, card.name, spec.name)
     stored = None
-    if path.exists() and not config.overwrite:
-        stored = read_result(path)
-        why = _compatible(stored, card.args, spec, config)
-        if why is not None:
-            raise UsageError(
-                f"{path} holds a result from another setting ({why}); pass --overwrite to replace it "
-                f"or --output to write elsewhere"
-            )
-        done = {b["label"] for b in stored["budgets"]}
-        missing = [b for b in budgets if b.label not in done]
-        if not missing:
-            log.info("%s: finished result found, skipped (use --overwrite to recompute)", path)
-            return stored
-        budgets = missing
-    task_run = TaskRun(encoder, spec, config, cache)
+    plan: list[str] | UsageError | None = None
+    if dist.is_main:
+        # Rank 0 reads the stored result and tells the others which budgets remain.
+        plan = [b.label for b in budgets]
+        if path.exists() and not config.overwrite:
+            stored = read_result(path)
+            why = _compatible(stored, card.args, spec, config)
+            if why is not None:
+                plan = UsageError(
+                    f"{path} holds a result from another setting ({why}); pass --overwrite to "
+                    f"replace it or --output to write elsewhere"
+                )
+            else:
+                done = {b["label"] for b in stored["budgets"]}
+                plan = [b.label for b in budgets if b.label not in done]
+    plan = dist.broadcast(plan)
+    if isinstance(plan, UsageError):
+        raise plan
+    if not plan:
+        log.info("%s: finished result found, skipped (use --overwrite to recompute)", path)
+        return stored
+    budgets = [b for b in budgets if b.label in plan]
+    task_run = TaskRun(encoder, spec, config, cache, dist)
     rows = task_run.run(budgets)
+    if not dist.is_main:
+        return None
     record = task_run.record(rows)
     if stored is not None:
         kept = [b for b in stored["budgets"] if b["label"] not in {r["label"] for r in rows}]

@@ -95,6 +95,15 @@ class MultiVectors:
     def slice(self, start: int, stop: int) -> MultiVectors:
         return MultiVectors(self.vectors[start:stop], self.lengths[start:stop])
 
+    def chunks(self, size: int, r: int | None = None):
+        """(offset, MultiVectors) blocks of at most `size` items, first `r` vectors of each."""
+        for start in range(0, len(self), size):
+            yield start, self.slice(start, min(len(self), start + size)).prefix(r)
+
+    @property
+    def nbytes(self) -> int:
+        return self.vectors.numel() * self.vectors.element_size()
+
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> MultiVectors:

@@ -171,7 +171,12 @@ def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
     ax.set_ylabel("mean main score (x100)")
     ax.set_title(f"quality against model size at {budget}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:  # no model states its size (e.g. parameter-free test encoders)
+        ax.text(
+            0.5, 0.5, "no model reports its parameter count", ha="center", transform=ax.transAxes
+        )
     fig.tight_layout()
     return fig
 

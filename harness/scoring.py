@@ -14,12 +14,16 @@ same whatever the block sizes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from harness.budgets import Budget
 from harness.config import DEFAULT_BLOCK_BYTES
 from harness.multivectors import MultiVectors
+
+if TYPE_CHECKING:
+    from harness.cache import ShardedVectors
 
 DEFAULT_QUERY_BLOCK = 256
 
@@ -50,7 +54,7 @@ def maxsim(
 
 
 def _sides(
-    queries: MultiVectors, candidates: MultiVectors, budget: Budget | None
+    queries: MultiVectors, candidates: MultiVectors | ShardedVectors, budget: Budget | None
 ) -> tuple[int, int]:
     rq = (
         queries.max_len
@@ -86,7 +90,7 @@ def _block(mv: MultiVectors, start: int, stop: int, r: int, device: torch.device
 
 def score_corpus(
     queries: MultiVectors,
-    corpus: MultiVectors,
+    corpus: MultiVectors | ShardedVectors,
     budget: Budget | None = None,
     *,
     k: int = 100,
@@ -98,7 +102,9 @@ def score_corpus(
     """Top-k candidates of a shared corpus for every query.
 
     Returns (scores, indices), each [Nq, min(k, Nc)], best first; ties go to the lower
-    candidate index. Candidate blocks stream past a running top-k per query.
+    candidate index. Candidate blocks stream past a running top-k per query, so the corpus may
+    also be a `ShardedVectors` left on disk and read block by block (out-of-core scoring);
+    the result is the same.
     """
     device = torch.device(device) if device is not None else None
     nq, nc = len(queries), len(corpus)
@@ -110,9 +116,9 @@ def score_corpus(
     if k == 0 or nq == 0:
         return top_scores, top_index
     filled = False
-    for c0 in range(0, nc, m):
-        c1 = min(nc, c0 + m)
-        c_vec, c_len = _block(corpus, c0, c1, rc, device)
+    for c0, chunk in corpus.chunks(m, rc):
+        c1 = c0 + len(chunk)
+        c_vec, c_len = _block(chunk, 0, len(chunk), chunk.max_len, device)
         block_index = torch.arange(c0, c1)
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from harness import distributed
 from harness.errors import HarnessError, UsageError
 from harness.losses import DEFAULT_TEMPERATURE, gather_candidates, mmr_loss, parse_groups
 from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
@@ -287,23 +287,12 @@ def export(encoder, directory: Path, config: TrainConfig) -> Path:
 # ---------------------------------------------------------------- loop
 
 
-def _distributed() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def train(config: TrainConfig) -> Path:
     """Train and export; returns the checkpoint folder."""
     from baselines.encoder import BackboneEncoder
     from harness.registry import get_model
 
     config.validate()
-    rank, world = _distributed()
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     output = Path(config.output)
@@ -313,8 +302,8 @@ def train(config: TrainConfig) -> Path:
         if config.device != "auto"
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    if device == "cuda" and world > 1:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    job, _ = distributed.init(device)
+    rank, world = job.rank, job.world_size
 
     encoder = get_model(config.model, config.model_args, device=device)
     if not isinstance(encoder, BackboneEncoder):

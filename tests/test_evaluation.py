@@ -87,8 +87,10 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
             "main_score",
             "metrics",
             "cost",
+            "index",
             "per_query",
         ]
+        assert row["index"] == {"backend": "exact"}
         assert sum(row["per_query"].values()) / len(row["per_query"]) == pytest.approx(
             row["main_score"]
         )
@@ -101,6 +103,7 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
             "scoring_flops_per_pair",
             "scoring_ms_per_query",
             "n_candidates_scored",
+            "candidates_out_of_core",
         ]
     cost = record["budgets"][1]["cost"]
     assert cost["vectors_per_query"] == 16 and cost["vectors_per_candidate"] == 64

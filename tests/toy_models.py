@@ -84,3 +84,24 @@ class ColorEncoder:
     def encode(self, items, *, role, batch_size=32):
         vectors = torch.stack([self._vector(i) for i in items]).unsqueeze(1)
         return MultiVectors(vectors, torch.ones(len(items), dtype=torch.long))
+
+
+class DyingEncoder(HashEncoder):
+    """The test encoder (same name, args and vectors, so the same cache keys) on every rank but
+    one: on rank $HARNESS_TEST_DIE_RANK it raises at its second candidate batch, after a shard
+    of its own is written, as a worker that crashes mid-run would."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.candidate_batches = 0
+
+    def encode(self, items, *, role, batch_size=32, num_vectors=None):
+        import os
+
+        if role == "candidate" and os.environ.get("RANK") == os.environ.get(
+            "HARNESS_TEST_DIE_RANK"
+        ):
+            self.candidate_batches += 1
+            if self.candidate_batches == 2:
+                raise RuntimeError("simulated crash of this rank")
+        return super().encode(items, role=role, batch_size=batch_size, num_vectors=num_vectors)
