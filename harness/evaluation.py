@@ -462,9 +462,9 @@ class TaskRun:
         if isinstance(candidates, ShardedVectors):
             return ShardedVectors(
                 candidates.shards,
-                transform=lambda mv: self.encoder.reduce(mv, "candidate", count),
+                transform=lambda mv: self.encoder.reduce(mv, "candidate", count).zero_padding(),
             )
-        return self.encoder.reduce(candidates, "candidate", count)
+        return self.encoder.reduce(candidates, "candidate", count).zero_padding()
 
     def record(self, budget_rows: list[dict[str, Any]]) -> dict[str, Any]:
         card, data, t = self.card, self.data, self.timing

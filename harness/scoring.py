@@ -2,8 +2,8 @@
 
 s(q, c) = sum over the first r_q query vectors of the max over the first r_c candidate vectors
 of the dot product: a plain sum with no length normalisation, as in the MetaEmbed paper.
-Padded candidate vectors are set to -inf before the max, so they can never win it (zero would
-win whenever every real similarity is negative); padded query vectors add nothing.
+Padded candidate vectors can never win the max: they count as -inf (zero would win whenever
+every real similarity is negative); padded query vectors add nothing.
 Single-vector models are the T = 1 case of the same code.
 
 Memory is bounded by `block_bytes`, the size of one similarity block [B * n, M * s]; no
@@ -34,19 +34,40 @@ def maxsim(
     c_vectors: torch.Tensor,
     c_lengths: torch.Tensor,
     compute_dtype: torch.dtype = torch.float32,
+    *,
+    candidates_zero_padded: bool = False,
 ) -> torch.Tensor:
-    """Dense MaxSim of B queries [B, n, D] against M candidates [M, s, D] -> float32 [B, M]."""
+    """Dense MaxSim of B queries [B, n, D] against M candidates [M, s, D] -> float32 [B, M].
+
+    Padded candidate vectors are zeroed (skipped when the caller guarantees it), so a padded
+    position scores exactly 0 and can change a max only where every real similarity is <= 0;
+    just those (query vector, candidate) pairs are recomputed with padding at -inf. That gives
+    the masked result without a masking pass over the whole similarity block.
+    """
     b, n, d = q_vectors.shape
     m, s, _ = c_vectors.shape
+    ragged = bool((c_lengths < s).any())
+    if ragged and not candidates_zero_padded:
+        c_mask = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[:, None]
+        c_vectors = c_vectors * c_mask.unsqueeze(-1).to(c_vectors.dtype)
     sim = (
         q_vectors.reshape(b * n, d).to(compute_dtype)
         @ c_vectors.reshape(m * s, d).to(compute_dtype).T
     )
     sim = sim.view(b * n, m, s)
-    if bool((c_lengths < s).any()):
-        c_mask = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[:, None]
-        sim.masked_fill_(~c_mask.unsqueeze(0), float("-inf"))
-    best = sim.amax(dim=2).view(b, n, m)
+    best = sim.amax(dim=2)
+    if ragged:
+        short = c_lengths < s
+        suspect = (best <= 0) & short.unsqueeze(0)
+        count = int(suspect.sum())
+        if count > best.numel() // 4:  # mostly non-positive similarities: mask everything
+            c_mask = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[:, None]
+            best = sim.masked_fill_(~c_mask.unsqueeze(0), float("-inf")).amax(dim=2)
+        elif count:
+            rows, cols = suspect.nonzero(as_tuple=True)
+            keep = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[cols][:, None]
+            best[rows, cols] = sim[rows, cols].masked_fill(~keep, float("-inf")).amax(dim=1)
+    best = best.view(b, n, m)
     if bool((q_lengths < n).any()):
         q_mask = torch.arange(n, device=q_lengths.device)[None, :] < q_lengths[:, None]
         best = best.masked_fill(~q_mask.unsqueeze(-1), 0.0)
@@ -102,7 +123,9 @@ def score_corpus(
     """Top-k candidates of a shared corpus for every query.
 
     Returns (scores, indices), each [Nq, min(k, Nc)], best first; ties go to the lower
-    candidate index. Candidate blocks stream past a running top-k per query, so the corpus may
+    candidate index. The corpus's padded vectors must be zero (the MultiVectors invariant,
+    which the embedding cache enforces). Candidate blocks stream past a running top-k per
+    query, so the corpus may
     also be a `ShardedVectors` left on disk and read block by block (out-of-core scoring);
     the result is the same.
     """
@@ -123,7 +146,9 @@ def score_corpus(
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)
             q_vec, q_len = _block(queries, q0, q1, rq, device)
-            scores = maxsim(q_vec, q_len, c_vec, c_len, compute_dtype).cpu()
+            scores = maxsim(
+                q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True
+            ).cpu()
             index = block_index.expand(q1 - q0, -1)
             if filled:
                 # Running entries all come from earlier blocks (lower indices) and are already in
@@ -193,7 +218,9 @@ def score_candidate_lists(
             c_len = candidates.lengths.index_select(0, sel).clamp(max=rc)
             if device is not None:
                 c_vec, c_len = c_vec.to(device), c_len.to(device)
-            parts.append(maxsim(q_vec, q_len, c_vec, c_len, compute_dtype).cpu())
+            parts.append(
+                maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True).cpu()
+            )
         dense = torch.cat(parts, dim=1) if parts else torch.empty(j - i, 0)
         position = torch.searchsorted(members, torch.cat([tensors[x] for x in range(i, j)]))
         start = 0

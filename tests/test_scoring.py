@@ -57,6 +57,22 @@ def test_maxsim_equals_naive_loop_with_padding_and_negative_similarities():
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_maxsim_recomputes_only_the_pairs_a_zero_pad_could_win():
+    # Mostly positive similarities, but a few short candidates are negated: for them the zero
+    # pad would win an unmasked max, so those pairs alone are recomputed with padding masked.
+    g = torch.Generator().manual_seed(7)
+    q = MultiVectors(torch.rand(6, 3, 8, generator=g), torch.tensor([3, 3, 2, 3, 1, 3]))
+    c = ragged(40, 5, 8, 5)
+    c = MultiVectors(c.vectors.abs(), c.lengths)
+    flip = torch.tensor([1.0 if i % 13 else -1.0 for i in range(40)])
+    c = MultiVectors(c.vectors * flip[:, None, None], c.lengths)
+    assert bool((c.lengths[flip < 0] < 5).any())  # a negated short candidate is among them
+    got = maxsim(q.vectors, q.lengths, c.vectors, c.lengths)
+    expected = torch.tensor(naive_matrix(q, c))
+    assert (expected[:, flip < 0] < 0).all() and (expected[:, flip > 0] > 0).all()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_padded_rows_never_win_even_when_not_zero():
     q = MultiVectors(torch.tensor([[[1.0, 0.0]]]), torch.tensor([1]))
     c = MultiVectors(torch.tensor([[[-1.0, 0.0], [5.0, 0.0]]]), torch.tensor([1]))
