@@ -90,6 +90,15 @@ def init(device: str = "cpu") -> tuple[Dist, bool]:
         return info, False
     on_cuda = str(device).startswith("cuda")
     if on_cuda:
+        count = torch.cuda.device_count()
+        if info.local_rank >= count:
+            from harness.errors import UsageError
+
+            raise UsageError(
+                f"rank {info.rank} has LOCAL_RANK {info.local_rank} but this node has {count} GPU(s); "
+                f"launch at most {count} processes per node (torchrun --nproc_per_node={count}) "
+                f"or run on the CPU with --device cpu"
+            )
         torch.cuda.set_device(info.local_rank)
     timeout = datetime.timedelta(seconds=_env_int("HARNESS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timeout)

@@ -66,7 +66,8 @@ def maxsim(
         elif count:
             rows, cols = suspect.nonzero(as_tuple=True)
             keep = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[cols][:, None]
-            best[rows, cols] = sim[rows, cols].masked_fill(~keep, float("-inf")).amax(dim=1)
+            fixed = sim[rows, cols].masked_fill(~keep, float("-inf")).amax(dim=1)
+            best = best.index_put((rows, cols), fixed)  # out of place: training backpropagates
     best = best.view(b, n, m)
     if bool((q_lengths < n).any()):
         q_mask = torch.arange(n, device=q_lengths.device)[None, :] < q_lengths[:, None]
