@@ -55,8 +55,8 @@ class MetaEmbed(BackboneEncoder):
         hidden = backbone.hidden_size
         table = backbone.input_embeddings().weight.detach().float()
         generator = torch.Generator().manual_seed(seed)
-        init = (
-            torch.randn(query_tokens + candidate_tokens, hidden, generator=generator) * table.std()
+        init = torch.randn(query_tokens + candidate_tokens, hidden, generator=generator) * float(
+            table.std()
         )
         self.meta_tokens = torch.nn.Parameter(init.to(backbone.device))
         self.projection = None

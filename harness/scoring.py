@@ -135,21 +135,21 @@ def score_corpus(
     k = min(k, nc)
     rq, rc = _sides(queries, corpus, budget)
     b, m = _block_sizes(nq, nc, rq, rc, query_block, block_bytes)
-    top_scores = torch.empty(nq, k)
-    top_index = torch.empty(nq, k, dtype=torch.long)
+    # The running top-k lives where the scores are computed (no per-block copies to the host).
+    where = device if device is not None else queries.vectors.device
+    top_scores = torch.empty(nq, k, device=where)
+    top_index = torch.empty(nq, k, dtype=torch.long, device=where)
     if k == 0 or nq == 0:
-        return top_scores, top_index
+        return top_scores.cpu(), top_index.cpu()
     filled = False
     for c0, chunk in corpus.chunks(m, rc):
         c1 = c0 + len(chunk)
         c_vec, c_len = _block(chunk, 0, len(chunk), chunk.max_len, device)
-        block_index = torch.arange(c0, c1)
+        block_index = torch.arange(c0, c1, device=where)
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)
             q_vec, q_len = _block(queries, q0, q1, rq, device)
-            scores = maxsim(
-                q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True
-            ).cpu()
+            scores = maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True)
             index = block_index.expand(q1 - q0, -1)
             if filled:
                 # Running entries all come from earlier blocks (lower indices) and are already in
@@ -159,15 +159,16 @@ def score_corpus(
             order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
             if order.shape[1] < k:  # the first block holds fewer than k candidates
                 pad = k - order.shape[1]
-                scores = torch.cat([scores, torch.full((q1 - q0, pad), float("-inf"))], dim=1)
-                index = torch.cat([index, torch.full((q1 - q0, pad), -1, dtype=torch.long)], dim=1)
-                order = torch.cat(
-                    [order, torch.arange(order.shape[1], k).expand(q1 - q0, -1)], dim=1
-                )
+                fill = torch.full((q1 - q0, pad), float("-inf"), device=scores.device)
+                scores = torch.cat([scores, fill], dim=1)
+                none = torch.full((q1 - q0, pad), -1, dtype=torch.long, device=index.device)
+                index = torch.cat([index, none], dim=1)
+                extra = torch.arange(order.shape[1], k, device=order.device)
+                order = torch.cat([order, extra.expand(q1 - q0, -1)], dim=1)
             top_scores[q0:q1] = scores.gather(1, order)
             top_index[q0:q1] = index.gather(1, order)
         filled = True
-    return top_scores, top_index
+    return top_scores.cpu(), top_index.cpu()
 
 
 def score_candidate_lists(
