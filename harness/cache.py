@@ -279,6 +279,9 @@ class EmbeddingCache:
         return merged.select(inverse)
 
 
+_ELEMENT_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2}
+
+
 class ShardedVectors:
     """Embeddings left on disk in their cache shards, read slice by slice.
 
@@ -304,8 +307,8 @@ class ShardedVectors:
         self._lengths = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.long)
         self._max_len = max((shape[1] for shape in shapes), default=1)
         self.dim = shapes[0][2] if shapes else 0
-        element = {"F32": 4, "F64": 8}.get(next(iter(dtypes), "F32"), 2)
-        self.nbytes = sum(shape[0] * shape[1] * shape[2] for shape in shapes) * element
+        self.element_size = max((_ELEMENT_BYTES.get(d, 4) for d in dtypes), default=4)
+        self.nbytes = sum(shape[0] * shape[1] * shape[2] for shape in shapes) * self.element_size
 
     def __len__(self) -> int:
         return int(self._lengths.shape[0])

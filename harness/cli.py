@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exceed this size (e.g. 8GiB); exact, like in-memory scoring",
     )
     run.add_argument(
+        "--score-dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16"],
+        help="dtype of the MaxSim GEMM (float32: exact; bfloat16 is faster on GPUs)",
+    )
+    run.add_argument(
         "--index",
         default="exact",
         help="exact (default), faiss, or faiss:FACTORY[|PARAMS] such as faiss:IVF64,Flat|nprobe=8; "
@@ -359,6 +365,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         memory_limit=args.memory_limit,
         index=args.index,
+        score_dtype=args.score_dtype,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir

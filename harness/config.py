@@ -40,6 +40,9 @@ class RunConfig:
     # Shared-corpus candidate embeddings larger than this many bytes are scored from the cache
     # on disk, shard by shard (exact); None keeps them in memory.
     memory_limit: int | None = None
+    # dtype of the MaxSim GEMM: float32 (default, exact ranking of stored vectors) or bfloat16 /
+    # float16 (faster on GPUs; similarities are rounded, so near-ties may reorder)
+    score_dtype: str = "float32"
     index: str = "exact"  # exact | faiss | faiss:FACTORY[|PARAMS] (harness.index)
 
     def resolved_device(self) -> str:

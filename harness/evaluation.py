@@ -44,6 +44,7 @@ from harness.task import TaskData, TaskSpec
 log = logging.getLogger(__name__)
 
 LIST_CUTOFFS: tuple[int, ...] = (1, 5, 10)
+SCORE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _cutoffs(top_k: int) -> list[int]:
@@ -203,6 +204,7 @@ class TaskRun:
                 k=min(k, len(enc.candidates)),
                 block_bytes=self._block_bytes(),
                 device=device,
+                compute_dtype=SCORE_DTYPES[cfg.score_dtype],
             )
             single = self._single_vectors(enc, slice_budget)
             if self.index.backend == "faiss" and single is not None:
@@ -250,8 +252,9 @@ class TaskRun:
                 enc.candidates,
                 data.list_rows,
                 slice_budget,
-                block_bytes=cfg.block_bytes,
+                block_bytes=self._block_bytes(),
                 device=device,
+                compute_dtype=SCORE_DTYPES[cfg.score_dtype],
             )
             elapsed = time.perf_counter() - began
             rows = [row.tolist() for row in lists]
@@ -654,6 +657,10 @@ def run(
     if config.memory_limit is not None and config.no_cache:
         raise UsageError("--memory-limit scores candidates from the cache on disk; drop --no-cache")
     parse_index(config.index)
+    if config.score_dtype not in SCORE_DTYPES:
+        raise UsageError(
+            f"--score-dtype must be one of {', '.join(SCORE_DTYPES)}, got {config.score_dtype!r}"
+        )
     if distributed.current().enabled and config.no_cache:
         raise UsageError(
             "a distributed run exchanges embeddings through the cache; drop --no-cache "

@@ -101,6 +101,10 @@ class MultiVectors:
             yield start, self.slice(start, min(len(self), start + size)).prefix(r)
 
     @property
+    def element_size(self) -> int:
+        return self.vectors.element_size()
+
+    @property
     def nbytes(self) -> int:
         return self.vectors.numel() * self.vectors.element_size()
 

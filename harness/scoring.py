@@ -60,7 +60,7 @@ def maxsim(
         short = c_lengths < s
         suspect = (best <= 0) & short.unsqueeze(0)
         count = int(suspect.sum())
-        if count > best.numel() // 4:  # mostly non-positive similarities: mask everything
+        if count > best.numel() // 16:  # many non-positive similarities: mask everything
             c_mask = torch.arange(s, device=c_lengths.device)[None, :] < c_lengths[:, None]
             best = sim.masked_fill_(~c_mask.unsqueeze(0), float("-inf")).amax(dim=2)
         elif count:
@@ -91,14 +91,33 @@ def _sides(
     return rq, rc
 
 
+# Bytes per (query, candidate) pair beyond the similarities: the running top-k merge's score,
+# index and order buffers.
+MERGE_BYTES_PER_PAIR = 32
+
+
 def _block_sizes(
-    n_queries: int, n_candidates: int, rq: int, rc: int, query_block: int, block_bytes: int
+    n_queries: int,
+    n_candidates: int,
+    rq: int,
+    rc: int,
+    query_block: int,
+    block_bytes: int,
+    *,
+    dim: int = 0,
+    storage_bytes: int = 4,
+    compute_bytes: int = 4,
 ) -> tuple[int, int]:
-    """(queries, candidates) per block so that the [B*n, M*s] float32 block fits block_bytes."""
-    budget_elems = max(1, block_bytes // 4)
-    pair = rq * rc
-    b = max(1, min(n_queries, query_block, budget_elems // pair))
-    m = max(1, min(n_candidates, budget_elems // (b * pair)))
+    """(queries, candidates) per block so that one block's scoring memory fits block_bytes.
+
+    Counted: the [B*n, M*s] similarity block in the compute dtype and the merge buffers per
+    pair, and per candidate the copies of its vectors (sliced or moved in the storage dtype,
+    then cast to the compute dtype), which dominate when few queries share a block.
+    """
+    pair = rq * rc * compute_bytes + MERGE_BYTES_PER_PAIR
+    per_candidate = rc * dim * (storage_bytes + compute_bytes)
+    b = max(1, min(n_queries, query_block, block_bytes // max(1, pair + per_candidate)))
+    m = max(1, min(n_candidates, block_bytes // (b * pair + per_candidate)))
     return b, m
 
 
@@ -134,7 +153,17 @@ def score_corpus(
     nq, nc = len(queries), len(corpus)
     k = min(k, nc)
     rq, rc = _sides(queries, corpus, budget)
-    b, m = _block_sizes(nq, nc, rq, rc, query_block, block_bytes)
+    b, m = _block_sizes(
+        nq,
+        nc,
+        rq,
+        rc,
+        query_block,
+        block_bytes,
+        dim=queries.dim,
+        storage_bytes=corpus.element_size,
+        compute_bytes=torch.empty(0, dtype=compute_dtype).element_size(),
+    )
     # The running top-k lives where the scores are computed (no per-block copies to the host).
     where = device if device is not None else queries.vectors.device
     top_scores = torch.empty(nq, k, device=where)
@@ -156,19 +185,42 @@ def score_corpus(
                 # (score desc, index asc) order, so a stable sort keeps the tie rule exact.
                 scores = torch.cat([top_scores[q0:q1], scores], dim=1)
                 index = torch.cat([top_index[q0:q1], index], dim=1)
-            order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-            if order.shape[1] < k:  # the first block holds fewer than k candidates
-                pad = k - order.shape[1]
-                fill = torch.full((q1 - q0, pad), float("-inf"), device=scores.device)
-                scores = torch.cat([scores, fill], dim=1)
-                none = torch.full((q1 - q0, pad), -1, dtype=torch.long, device=index.device)
-                index = torch.cat([index, none], dim=1)
-                extra = torch.arange(order.shape[1], k, device=order.device)
-                order = torch.cat([order, extra.expand(q1 - q0, -1)], dim=1)
-            top_scores[q0:q1] = scores.gather(1, order)
-            top_index[q0:q1] = index.gather(1, order)
+            scores, index = _best_columns(scores, index, k)
+            short = k - scores.shape[1]  # the first block may hold fewer than k candidates
+            top_scores[q0:q1, : scores.shape[1]] = scores
+            top_index[q0:q1, : scores.shape[1]] = index
+            if short:
+                top_scores[q0:q1, scores.shape[1] :] = float("-inf")
+                top_index[q0:q1, scores.shape[1] :] = -1
         filled = True
     return top_scores.cpu(), top_index.cpu()
+
+
+def _best_columns(
+    scores: torch.Tensor, index: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's k best columns, in the order a stable descending sort gives (score, then
+    column), as (scores, index) [rows, min(k, width)].
+
+    topk finds each row's k-th best score; only columns at or above it (k of them unless the
+    k-th score is tied) are compacted, in column order, and sorted. Exact, and much cheaper
+    than sorting every column.
+    """
+    rows, width = scores.shape
+    if width > 4 * k:
+        kth = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+        keep = scores >= kth
+        counts = keep.sum(dim=1)
+        wide = int(counts.max())
+        slot = keep.long().cumsum(dim=1) - 1
+        row = torch.arange(rows, device=scores.device)[:, None].expand(-1, width)
+        packed = torch.full((rows, wide), float("-inf"), device=scores.device)
+        packed_index = torch.full((rows, wide), -1, dtype=torch.long, device=scores.device)
+        packed[row[keep], slot[keep]] = scores[keep]
+        packed_index[row[keep], slot[keep]] = index[keep]
+        scores, index = packed, packed_index
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+    return scores.gather(1, order), index.gather(1, order)
 
 
 def score_candidate_lists(
@@ -192,7 +244,15 @@ def score_candidate_lists(
         raise ValueError(f"{len(queries)} queries but {len(lists)} candidate lists")
     rq, rc = _sides(queries, candidates, budget)
     cap_b, cap_m = _block_sizes(
-        len(queries), max(1, len(candidates)), rq, rc, query_block, block_bytes
+        len(queries),
+        max(1, len(candidates)),
+        rq,
+        rc,
+        query_block,
+        block_bytes,
+        dim=queries.dim,
+        storage_bytes=candidates.element_size,
+        compute_bytes=torch.empty(0, dtype=compute_dtype).element_size(),
     )
     tensors = [torch.as_tensor(lst, dtype=torch.long) for lst in lists]
     out: list[torch.Tensor] = [torch.empty(0)] * len(queries)

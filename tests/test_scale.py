@@ -327,3 +327,15 @@ def test_recall_against_exact_by_hand():
 def test_unknown_index_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="unknown --index 'annoy'"):
         harness.evaluate("test-hash", CORPUS, index="annoy", output=str(tmp_path), progress=False)
+
+
+def test_bfloat16_scoring_ranks_nearly_as_float32(reference, tmp_path):
+    [record] = run_single(tmp_path, [CORPUS], shard_size=7, score_dtype="bfloat16")
+    assert record["config"]["score_dtype"] == "bfloat16"
+    exact = read(reference, "toy-corpus")
+    for fast, slow in zip(record["budgets"], exact["budgets"], strict=True):
+        # Rounded similarities may swap near-ties, but not move the main score by much.
+        assert fast["main_score"] == pytest.approx(slow["main_score"], abs=0.1)
+    ta, tb = trec(reference, "toy-corpus", "16x64"), trec(tmp_path, "toy-corpus", "16x64")
+    assert [r[3] for r in ta] != [r[3] for r in tb]  # the scores really were computed in bf16
+    assert [r[3] for r in sorted(ta)] == pytest.approx([r[3] for r in sorted(tb)], abs=0.1)

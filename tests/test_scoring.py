@@ -156,3 +156,17 @@ def test_candidate_lists_match_naive_loop(block_bytes):
         torch.testing.assert_close(
             got[i], torch.tensor([full[i][j] for j in lst]), rtol=1e-5, atol=1e-5
         )
+
+
+@pytest.mark.parametrize("block_bytes", [2000, 1 << 20])
+def test_ties_at_the_kth_score_go_to_the_lowest_indices(block_bytes):
+    # Entries in {-1, 0, 1}: integer scores, so many candidates tie, also at the k-th place.
+    g = torch.Generator().manual_seed(11)
+    q = MultiVectors(torch.randint(-1, 2, (6, 2, 3), generator=g).float(), torch.full((6,), 2))
+    c = MultiVectors(torch.randint(-1, 2, (60, 2, 3), generator=g).float(), torch.full((60,), 2))
+    full = naive_matrix(q, c)
+    assert any(sorted(row, reverse=True)[2] == sorted(row, reverse=True)[3] for row in full)
+    scores, index = score_corpus(q, c, k=3, block_bytes=block_bytes)
+    for i, row in enumerate(full):
+        assert index[i].tolist() == sorted(range(60), key=lambda j: (-row[j], j))[:3]
+        assert scores[i].tolist() == [row[j] for j in index[i].tolist()]
