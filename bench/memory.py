@@ -32,7 +32,7 @@ from common import gib, mib, peak_rss_bytes, reset_peak_rss, rss_bytes
 
 from harness.budgets import Budget
 from harness.multivectors import MultiVectors
-from harness.scoring import _block_sizes, score_corpus
+from harness.scoring import _block_sizes, _copy_bytes, score_corpus
 
 D, N_Q, N_C = 3584, 16, 64
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -43,7 +43,16 @@ def predicted(count, queries, budget, block_bytes, storage, compute, stored_widt
     block: a copy of the candidate block when it is cast to the compute dtype, or reshaped from
     a non-contiguous prefix."""
     rq, rc = budget.query, budget.candidate
-    b, m = _block_sizes(queries, count, rq, rc, 256, block_bytes)
+    b, m = _block_sizes(
+        queries,
+        count,
+        rq,
+        rc,
+        256,
+        block_bytes,
+        copy_bytes=_copy_bytes(rc, D, DTYPES[storage], DTYPES[compute], sliced=rc < stored_width),
+        compute_bytes=DTYPES[compute].itemsize,
+    )
     sim = b * rq * m * rc * DTYPES[compute].itemsize
     copy = 0
     if rc < stored_width:

@@ -279,7 +279,12 @@ class EmbeddingCache:
         return merged.select(inverse)
 
 
-_ELEMENT_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2}
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+}
 
 
 class ShardedVectors:
@@ -307,8 +312,9 @@ class ShardedVectors:
         self._lengths = torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.long)
         self._max_len = max((shape[1] for shape in shapes), default=1)
         self.dim = shapes[0][2] if shapes else 0
-        self.element_size = max((_ELEMENT_BYTES.get(d, 4) for d in dtypes), default=4)
-        self.nbytes = sum(shape[0] * shape[1] * shape[2] for shape in shapes) * self.element_size
+        self.dtype = _DTYPES.get(next(iter(dtypes), "F32"), torch.float32)
+        element = torch.empty(0, dtype=self.dtype).element_size()
+        self.nbytes = sum(shape[0] * shape[1] * shape[2] for shape in shapes) * element
 
     def __len__(self) -> int:
         return int(self._lengths.shape[0])

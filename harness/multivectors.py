@@ -101,8 +101,8 @@ class MultiVectors:
             yield start, self.slice(start, min(len(self), start + size)).prefix(r)
 
     @property
-    def element_size(self) -> int:
-        return self.vectors.element_size()
+    def dtype(self) -> torch.dtype:
+        return self.vectors.dtype
 
     @property
     def nbytes(self) -> int:

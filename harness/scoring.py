@@ -104,21 +104,38 @@ def _block_sizes(
     query_block: int,
     block_bytes: int,
     *,
-    dim: int = 0,
-    storage_bytes: int = 4,
+    copy_bytes: int = 0,
     compute_bytes: int = 4,
 ) -> tuple[int, int]:
     """(queries, candidates) per block so that one block's scoring memory fits block_bytes.
 
     Counted: the [B*n, M*s] similarity block in the compute dtype and the merge buffers per
-    pair, and per candidate the copies of its vectors (sliced or moved in the storage dtype,
-    then cast to the compute dtype), which dominate when few queries share a block.
+    pair, and `copy_bytes` per candidate for the copies of its vectors that scoring makes
+    (see `_copy_bytes`), which dominate when few queries share a block.
     """
     pair = rq * rc * compute_bytes + MERGE_BYTES_PER_PAIR
-    per_candidate = rc * dim * (storage_bytes + compute_bytes)
+    per_candidate = copy_bytes
     b = max(1, min(n_queries, query_block, block_bytes // max(1, pair + per_candidate)))
     m = max(1, min(n_candidates, block_bytes // (b * pair + per_candidate)))
     return b, m
+
+
+def _copy_bytes(
+    rc: int,
+    dim: int,
+    storage: torch.dtype,
+    compute: torch.dtype,
+    *,
+    sliced: bool,
+) -> int:
+    """Bytes per candidate of the copies one block makes: a contiguous copy in the storage
+    dtype when the block is a prefix of the stored vectors, read from disk, gathered or moved to
+    another device (`sliced`), and a cast copy when the compute dtype differs."""
+    element = torch.empty(0, dtype=storage).element_size()
+    copies = (element if sliced else 0) + (
+        torch.empty(0, dtype=compute).element_size() if compute != storage else 0
+    )
+    return rc * dim * copies
 
 
 def _block(mv: MultiVectors, start: int, stop: int, r: int, device: torch.device | None):
@@ -160,8 +177,15 @@ def score_corpus(
         rc,
         query_block,
         block_bytes,
-        dim=queries.dim,
-        storage_bytes=corpus.element_size,
+        copy_bytes=_copy_bytes(
+            rc,
+            queries.dim,
+            corpus.dtype,
+            compute_dtype,
+            sliced=rc < corpus.max_len
+            or not isinstance(corpus, MultiVectors)
+            or (device is not None and device != corpus.vectors.device),
+        ),
         compute_bytes=torch.empty(0, dtype=compute_dtype).element_size(),
     )
     # The running top-k lives where the scores are computed (no per-block copies to the host).
@@ -250,8 +274,13 @@ def score_candidate_lists(
         rc,
         query_block,
         block_bytes,
-        dim=queries.dim,
-        storage_bytes=candidates.element_size,
+        copy_bytes=_copy_bytes(
+            rc,
+            queries.dim,
+            candidates.dtype,
+            compute_dtype,
+            sliced=True,  # index_select copies
+        ),
         compute_bytes=torch.empty(0, dtype=compute_dtype).element_size(),
     )
     tensors = [torch.as_tensor(lst, dtype=torch.long) for lst in lists]
