@@ -109,11 +109,13 @@ def _block_sizes(
 ) -> tuple[int, int]:
     """(queries, candidates) per block so that one block's scoring memory fits block_bytes.
 
-    Counted: the [B*n, M*s] similarity block in the compute dtype and the merge buffers per
-    pair, and `copy_bytes` per candidate for the copies of its vectors that scoring makes
-    (see `_copy_bytes`), which dominate when few queries share a block.
+    Counted: the [B*n, M*s] similarity block at the compute dtype's size plus 4 bytes an
+    element (measured on the CPU: its GEMM holds a second, float32 buffer of the block's size
+    at the peak), the merge buffers per pair, and `copy_bytes` per candidate for the copies of
+    its vectors that scoring makes (see `_copy_bytes`), which dominate when few queries share
+    a block. On a GPU the measured peak is about half of what this counts.
     """
-    pair = rq * rc * compute_bytes + MERGE_BYTES_PER_PAIR
+    pair = rq * rc * (compute_bytes + 4) + MERGE_BYTES_PER_PAIR
     per_candidate = copy_bytes
     b = max(1, min(n_queries, query_block, block_bytes // max(1, pair + per_candidate)))
     m = max(1, min(n_candidates, block_bytes // (b * pair + per_candidate)))
