@@ -102,6 +102,13 @@ class Shard:
         return MultiVectors(shard["vectors"], shard["lengths"])
 
 
+def load_shards(shards: Sequence[Shard], dim: int) -> MultiVectors:
+    """The shards' vectors in item order, in memory (an empty [0, 1, dim] set for no shards)."""
+    if not shards:
+        return MultiVectors(torch.zeros(0, 1, max(1, dim)), torch.zeros(0, dtype=torch.long))
+    return MultiVectors.cat([shard.load() for shard in shards])
+
+
 @dataclass
 class EncodeStats:
     seconds: float = 0.0
@@ -154,8 +161,12 @@ class EmbeddingCache:
         progress: Any = None,
         stats: EncodeStats | None = None,
         dist: Dist | None = None,
+        keep: bool = True,
     ) -> list[Shard]:
         """Make sure every shard of `items` exists; returns the shards in item order.
+
+        Shards this process encodes keep their vectors in memory too (`keep`), so loading them
+        reads nothing back from disk; pass keep=False when the caller will stream them instead.
 
         Under torch.distributed, rank 0 lists the unfinished shards, the ranks encode disjoint
         ones (round robin), and the call returns on every rank only once all are written. Only
@@ -190,13 +201,13 @@ class EmbeddingCache:
             encoded += len(shard)
             if shard.path is not None:
                 _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
-            else:
+            if keep or shard.path is None:
                 shard.data = mv
         # The gather doubles as the barrier after which every shard is on disk.
         done = dist.all_gather((seconds, encoded))
-        stats.seconds += max(s for s, _ in done)  # ranks encode side by side
-        stats.encoded += sum(e for _, e in done)
         counts = [e for _, e in done]
+        stats.seconds += max(s for s, _ in done)  # ranks encode side by side
+        stats.encoded += sum(counts)
         stats.per_rank = [
             a + b for a, b in zip(stats.per_rank or [0] * len(counts), counts, strict=True)
         ]
@@ -235,11 +246,7 @@ class EmbeddingCache:
             stats=stats,
             dist=dist,
         )
-        if not shards:
-            return MultiVectors(
-                torch.zeros(0, 1, max(1, encoder.card.dim)), torch.zeros(0, dtype=torch.long)
-            )
-        return MultiVectors.cat([shard.load() for shard in shards])
+        return load_shards(shards, encoder.card.dim)
 
     def _encode_range(
         self,

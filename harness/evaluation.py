@@ -21,6 +21,7 @@ from harness.cache import (
     ShardedVectors,
     check_writable,
     default_cache_dir,
+    load_shards,
 )
 from harness.config import RunConfig
 from harness.cost import budget_cost
@@ -117,7 +118,6 @@ class TaskRun:
         self.show = config.progress and self.dist.is_main
         self.timing = _Timing()
         self.index = parse_index(config.index)
-        self.out_of_core = False
 
     # ------------------------------------------------------------ encoding
     def _encode(
@@ -129,6 +129,14 @@ class TaskRun:
         limit; everything else is loaded.
         """
         stats = self.timing.query if role == "query" else self.timing.candidate
+        limit = self.config.memory_limit
+        # Only shared-corpus candidates may be scored from disk; those are not kept in memory.
+        may_spill = (
+            role == "candidate"
+            and self.spec.kind == "corpus"
+            and limit is not None
+            and self.cache.root is not None
+        )
         label = f"{self.card.name} | {self.spec.name} | encode {role}s" + (
             f" @{num_vectors}" if num_vectors else ""
         )
@@ -143,33 +151,22 @@ class TaskRun:
                     progress=bar,
                     stats=stats,
                     dist=self.dist,
+                    keep=not may_spill,
                 )
             except HarnessError as exc:
                 raise HarnessError(f"task {self.spec.name}: {exc}") from exc
         if not self.dist.is_main:
             return None
         ids = [i.id for i in items]
-        limit = self.config.memory_limit
-        if (
-            role == "candidate"
-            and self.spec.kind == "corpus"
-            and limit is not None
-            and shards
-            and shards[0].path is not None
-        ):
+        if may_spill and shards:
             stored = ShardedVectors(shards)
             if stored.nbytes > limit:
-                self.out_of_core = True
                 for offset, block in stored.chunks(stored.shard_items()):
                     check_embeddings(
                         block, ids[offset : offset + len(block)], model=self.card.name, role=role
                     )
                 return stored
-        mv = (
-            MultiVectors.cat([s.load() for s in shards])
-            if shards
-            else MultiVectors(torch.zeros(0, 1, max(1, self.card.dim)), torch.zeros(0).long())
-        )
+        mv = load_shards(shards, self.card.dim)
         check_embeddings(mv, ids, model=self.card.name, role=role)
         return mv
 
@@ -333,18 +330,10 @@ class TaskRun:
         enc: _Encoded, budget: Budget | None
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """([Nq, D], [Nc, D]) when this budget leaves exactly one vector per item, else None."""
-        rq = enc.queries.max_len if budget is None or budget.query is None else budget.query
-        rc = (
-            enc.candidates.max_len
-            if budget is None or budget.candidate is None
-            else budget.candidate
-        )
-        if min(rq, enc.queries.max_len) != 1 and not bool((enc.queries.lengths <= 1).all()):
-            return None
-        if min(rc, enc.candidates.max_len) != 1 and not bool((enc.candidates.lengths <= 1).all()):
-            return None
-        if not bool((enc.queries.lengths >= 1).all() and (enc.candidates.lengths >= 1).all()):
-            return None
+        for mv, side in ((enc.queries, "query"), (enc.candidates, "candidate")):
+            r = None if budget is None else budget.side(side)
+            if not bool((mv.lengths.clamp(max=r or mv.max_len) == 1).all()):
+                return None
         corpus = (
             torch.cat([mv.vectors[:, 0] for _, mv in enc.candidates.chunks(1 << 14, 1)])
             if len(enc.candidates)
