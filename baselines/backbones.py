@@ -164,7 +164,7 @@ class TextBackbone(Backbone):
             "phi3",
         )
         self.hidden_size = int(config.hidden_size)
-        self.max_positions = int(getattr(config, "max_position_embeddings", 10**6) or 10**6)
+        self.max_positions = _max_positions(config, self.model)
         # sentence-transformers models declare the length they were trained with (256 for MiniLM)
         self.max_length = int(max_length or _sentence_transformers_max_length(path) or 512)
         self.max_length = min(
@@ -354,6 +354,17 @@ def _expand_pads(text: str, pad: str, counts) -> str:
     for part in parts[1:]:
         out += pad * next(counts) + part
     return out
+
+
+def _max_positions(config: Any, model: torch.nn.Module) -> int:
+    """How many tokens the position table holds. RoBERTa-style models (RoBERTa, XLM-R, MPNet,
+    ...) number positions from padding_idx + 1, so their table holds padding_idx + 1 fewer
+    tokens than it has rows (MPNet: 514 rows, 512 tokens)."""
+    rows = int(getattr(config, "max_position_embeddings", None) or 10**6)
+    table = getattr(getattr(model, "embeddings", None), "position_embeddings", None)
+    if isinstance(table, torch.nn.Embedding) and table.padding_idx is not None:
+        return rows - (int(table.padding_idx) + 1)
+    return rows
 
 
 def _sentence_transformers_max_length(path: str) -> int | None:

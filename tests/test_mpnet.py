@@ -1,6 +1,6 @@
 """all-mpnet-base-v2 from its five PyPI parts: assembly on a small fake split zip (once, verified,
-atomic, concurrent), and the installed parts against the pinned digests when the `mpnet` extra
-is installed."""
+atomic, concurrent), RoBERTa-style position limits, and the installed parts against the pinned
+digests when the `mpnet` extra is installed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from pathlib import Path
 
 import model_fixtures
 import pytest
+import torch
 
 import baselines.mpnet as mpnet
+from baselines.backbones import TextBackbone
 from harness.errors import HarnessError
 from harness.protocol import Item
 
@@ -231,6 +233,19 @@ def test_two_processes_assembling_at_once(fake, tmp_path):
     assert [run.returncode for run in runs] == [0, 0]
     assert outputs == [str(tmp_path / "models" / "all-mpnet-base-v2")] * 2
     assert mpnet.assembled(Path(outputs[0]), pins) and leftovers(tmp_path) == ["all-mpnet-base-v2"]
+
+
+def test_roberta_style_positions_leave_room_for_the_padding_offset(tmp_path):
+    """MPNet numbers positions from 2 (padding index 1 + 1): 66 rows hold 64 tokens."""
+    folder = model_fixtures.tiny_mpnet(tmp_path / "mpnet", max_positions=66)
+    backbone = TextBackbone(str(folder), max_length=64, ocr="none")
+    assert backbone.max_positions == 64
+    long = [Item("long", " ".join(["river"] * 200))]
+    for slots in (0, 10):
+        prepared = backbone.prepare(long, n_slots=slots)
+        assert prepared.inputs["input_ids"].shape[1] == 64
+        with torch.no_grad():
+            assert backbone.hidden_states(prepared).shape == (1, 64, 32)
 
 
 # ---------------------------------------------------------------- the real packages
