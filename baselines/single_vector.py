@@ -77,7 +77,7 @@ def load_single(
     )
     pooling = config.get("args", {}).get("pooling", pooling)
     args = {
-        "backbone": backbone or config.get("backbone"),
+        "backbone": bb.name,
         "pooling": pooling,
         "checkpoint": checkpoint,
         "dtype": dtype,

