@@ -435,13 +435,19 @@ def load_backbone(
         )
     backbone = cls(name, revision=revision, device=device, dtype=dtype, **options)
     if adapter:
-        from peft import PeftModel
+        apply_adapter(backbone, adapter)
+    return backbone
 
-        if not Path(adapter, "adapter_config.json").is_file():
-            raise HarnessError(
-                f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)"
-            )
-        backbone.model = PeftModel.from_pretrained(backbone.model, adapter).eval()
+
+def apply_adapter(backbone: Backbone, adapter: str) -> Backbone:
+    """A peft (LoRA) adapter folder applied on top of the backbone's model."""
+    from peft import PeftModel
+
+    if not Path(adapter, "adapter_config.json").is_file():
+        raise HarnessError(
+            f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)"
+        )
+    backbone.model = PeftModel.from_pretrained(backbone.model, adapter).eval()
     return backbone
 
 

@@ -218,7 +218,7 @@ def load_for_checkpoint(
 ) -> tuple[Backbone, dict[str, Any]]:
     """The backbone to build an encoder on: the named one, or the one a checkpoint names (its
     saved fine-tuned copy, or the original plus its LoRA adapter)."""
-    from baselines.backbones import load_backbone
+    from baselines.backbones import apply_adapter, load_backbone
 
     config = read_checkpoint(checkpoint, config_file) if checkpoint is not None else {}
     name = backbone or config.get("backbone")
@@ -226,9 +226,11 @@ def load_for_checkpoint(
         raise UsageError("pass --model-args backbone=HUB_ID_OR_DIR (or checkpoint=DIR)")
     if config and backbone is None and config.get("backbone_revision"):
         kwargs["revision"] = kwargs.get("revision") or config["backbone_revision"]
-    bb = load_backbone(name, adapter=config.get("adapter"), **kwargs)
+    bb = load_backbone(name, **kwargs)
     if checkpoint is not None:
-        check_hidden_size(config, bb, checkpoint)
+        check_hidden_size(config, bb, checkpoint)  # before the adapter, whose error is obscure
+    if config.get("adapter"):
+        apply_adapter(bb, config["adapter"])
     return bb, config
 
 

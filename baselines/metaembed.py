@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from baselines.backbones import Backbone, load_backbone
+from baselines.backbones import Backbone, apply_adapter, load_backbone
 from baselines.encoder import BackboneEncoder, check_hidden_size, gather_rows, read_checkpoint
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
@@ -191,11 +191,12 @@ def load_metaembed(
         revision=revision or (config.get("backbone_revision") if backbone is None else None),
         device=device,
         dtype=dtype,
-        adapter=config.get("adapter"),
         **backbone_options,
     )
     if checkpoint is not None:
-        check_hidden_size(config, bb, checkpoint)
+        check_hidden_size(config, bb, checkpoint)  # before the adapter, whose error is obscure
+    if config.get("adapter"):
+        apply_adapter(bb, config["adapter"])
     args = {
         "backbone": bb.name,
         "checkpoint": str(checkpoint) if checkpoint else None,

@@ -342,6 +342,13 @@ def test_checkpoint_trained_on_mpnet_names_the_hub_id_and_reloads(fake_installed
     assert model.encode(ITEMS, role="candidate").vectors.shape == (3, 4, 32)
 
 
+def test_metaembed_mini_checkpoint_on_another_backbone_is_refused_clearly(fake_installed):
+    import harness
+
+    with pytest.raises(HarnessError, match=r"hidden size 384 .*all-mpnet-base-v2 has 32"):
+        harness.get_model("metaembed-mini", {"backbone": "mpnet", "ocr": "none"})
+
+
 # ---------------------------------------------------------------- the real packages
 
 
