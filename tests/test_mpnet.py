@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -367,9 +368,11 @@ real = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def real_cache(tmp_path_factory):
-    """The real model assembled once for this module, in a temporary cache (about 5 s)."""
+    """The real model assembled once for this module in a temporary cache (about 5 s), removed
+    afterwards (440 MB that pytest would otherwise keep with its last three runs)."""
     cache = tmp_path_factory.mktemp("real-cache")
-    return mpnet.mpnet_path(cache_dir=cache).parent.parent
+    yield mpnet.mpnet_path(cache_dir=cache).parent.parent
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 @real
