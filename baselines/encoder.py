@@ -25,6 +25,7 @@ DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float
 
 
 ADAPTER_DIR = "adapter"
+TRAIN_CONFIG = "train_config.json"  # written by `harness train` beside the checkpoint
 BACKBONE_DIR = "backbone"
 
 
@@ -161,7 +162,16 @@ class BackboneEncoder(torch.nn.Module):
             candidate_vectors=c,
             preprocessing=f"{self.preprocessing()}|weights={self.own_weights_digest()}",
             args=self.card_args(),
+            training=self.training_config(),
         )
+
+    def training_config(self) -> dict[str, Any] | None:
+        """The `harness train` settings saved beside the checkpoint these weights came from."""
+        checkpoint = self.args.get("checkpoint")
+        path = Path(checkpoint) / TRAIN_CONFIG if checkpoint else None
+        if path is None or not path.is_file():
+            return None
+        return json.loads(path.read_text())
 
     def card_args(self) -> dict[str, Any]:
         args = dict(self.args)

@@ -230,5 +230,5 @@ def load_metaembed_mini(checkpoint: str | None = None, **kwargs: Any) -> MetaEmb
         log.warning("metaembed-mini: no bundled checkpoint found, so its meta tokens are untrained")
         kwargs.setdefault("backbone", MINILM)
     kwargs.setdefault("name", "metaembed-mini")
-    kwargs.setdefault("max_length", 128)  # as the other MiniLM entries (meta slots come on top)
+    kwargs.setdefault("max_length", 512)  # as the other MiniLM entries (meta slots come on top)
     return load_metaembed(checkpoint=checkpoint, **kwargs)

@@ -163,8 +163,8 @@ def main():
     from harness.registry import get_model, get_tasks
 
     encoder = get_model("metaembed-mini", device="cpu")
-    mini = get_tasks("mini-docs")[0].load(None)
-    # Real strings: page titles of the mini suite as labels, its queries as query texts.
+    mini = get_tasks("libdocs-corpus")[0].load(None)
+    # Real strings: page titles of the libdocs suite as labels, its queries as query texts.
     titles = [c.text.split("\n")[0] for c in mini.candidates][:ml]
     queries, lists = mmeb_like(mq, [q.text for q in mini.queries], titles, ml)
     compare(

@@ -126,7 +126,7 @@ class Sweep:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--task", default="mini-docs")
+    parser.add_argument("--task", default="libdocs-corpus")
     parser.add_argument("--limit", type=int, help="queries (default 16, 8 with --quick)")
     parser.add_argument("--corpus", type=int, help="pages kept (default 32, 16 with --quick)")
     parser.add_argument("--rounds", type=int, help="default 3, 2 with --quick")

@@ -220,11 +220,12 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     (
         "--data",
         str,
-        "sources, optionally weighted: mini | mmeb-train[:Subset+...] | colpali | task:NAME | jsonl:PATH, e.g. mmeb-train@0.7,colpali@0.3",
+        "sources, optionally weighted: libdocs[:N] | mmeb-train[:Subset+...] | colpali | task:NAME | jsonl:PATH, e.g. mmeb-train@0.7,colpali@0.3",
     ),
     ("--data-dir", str, "offline dataset snapshots"),
     ("--output", str, "checkpoint folder (also holds the training state and loss log)"),
     ("--steps", int, "optimizer steps"),
+    ("--epochs", float, "train for this many passes over the data (sets --steps)"),
     ("--batch-size", int, "queries per step (in-batch negatives)"),
     ("--grad-accum", int, "micro-batches per step"),
     ("--lr", float, "learning rate of the backbone (LoRA or full)"),
@@ -240,6 +241,7 @@ TRAIN_FLAGS: list[tuple[str, type, str]] = [
     ("--lora-alpha", int, "LoRA alpha (32)"),
     ("--gradient-checkpointing", bool, "trade compute for memory"),
     ("--no-hard-negatives", bool, "use in-batch negatives only"),
+    ("--no-dropout", bool, "train with the backbone's dropout off"),
     ("--seed", int, "seed of weights' initialisation and batches"),
     ("--save-every", int, "save a resumable checkpoint every N steps"),
     ("--run-steps", int, "stop after N steps in this invocation (rerun to continue)"),
@@ -280,6 +282,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             values["hard_negatives"] = False
         elif key == "no_resume":
             values["resume"] = False
+        elif key == "no_dropout":
+            values["dropout"] = False
         elif key == "model_args":
             values["model_args"] = parse_model_args(value)
         else:

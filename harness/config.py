@@ -8,7 +8,7 @@ from typing import Any
 
 # What `python -m harness run` evaluates when given no models or tasks.
 DEFAULT_MODELS: tuple[str, ...] = ("metaembed-mini", "single-mean", "colbert")
-DEFAULT_TASKS: tuple[str, ...] = ("mini",)
+DEFAULT_TASKS: tuple[str, ...] = ("libdocs-quick",)
 DEFAULT_OUTPUT = "results/runs"
 # Size of one float32 similarity block in scoring; bounds scoring memory.
 DEFAULT_BLOCK_BYTES = 256 * 2**20

@@ -480,6 +480,7 @@ class TaskRun:
                 "n_params": card.n_params,
                 "dim": card.dim,
                 "args": card.args,
+                "training": card.training,
             },
             "task": task,
             "budgets": budget_rows,
@@ -744,7 +745,7 @@ def evaluate(
     budgets: str | Sequence[str | Budget] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
-    """Python API: `harness.evaluate("test-hash", "mini", budgets="1x1,16x64", output="out")`."""
+    """Python API: `harness.evaluate("test-hash", "libdocs", budgets="1x1,16x64", output="out")`."""
     models = [model] if isinstance(model, str) or not isinstance(model, Sequence) else list(model)
     task_list = [tasks] if isinstance(tasks, str | TaskSpec) else list(tasks)
     if budgets is not None and not isinstance(budgets, str):

@@ -118,6 +118,8 @@ class ModelCard:
     # Anything that changes vectors besides the weights (prompt format, image size, ...).
     preprocessing: str = ""
     args: dict[str, Any] = field(default_factory=dict)
+    # How the weights were trained, when they come from a `harness train` checkpoint.
+    training: dict[str, Any] | None = None
 
     def max_vectors(self, role: str) -> int | None:
         return self.query_vectors if role == "query" else self.candidate_vectors

@@ -2,7 +2,7 @@
 mixed by weight into batches that depend only on (seed, step), so a resumed run sees exactly
 the batches an uninterrupted one would.
 
-Sources: `mini` (the offline mini suite's train split), `mmeb-train[:Subset+Subset]`
+Sources: `libdocs[:N]` (the offline libdocs suite's train split, or its first N queries), `mmeb-train[:Subset+Subset]`
 (TIGER-Lab/MMEB-train), `colpali` (vidore/colpali_train_set), `task:NAME` (queries and their
 most relevant candidate from any registered or `module:attr` task), and `jsonl:PATH` files with
 `query`, `positive`, `negative` (and optional `*_image` paths).
@@ -48,15 +48,23 @@ def parse_mixture(spec: str) -> list[tuple[str, float]]:
             raise UsageError(f"mixture weight of {name!r} must be positive")
         out.append((name, weight))
     if not out:
-        raise UsageError("no training data given: --data mini, or e.g. mmeb-train@0.7,colpali@0.3")
+        raise UsageError(
+            "no training data given: --data libdocs, or e.g. mmeb-train@0.7,colpali@0.3"
+        )
     return out
 
 
 def load_source(name: str, data_dir: str | Path | None) -> list[Example]:
-    if name == "mini":
-        from tasks.mini import train_examples
+    if name == "libdocs" or name.startswith("libdocs:"):
+        from tasks.libdocs import train_examples as libdocs_examples
 
-        return train_examples()
+        examples = libdocs_examples()
+        count = name.partition(":")[2]
+        if count:
+            if not count.isdigit() or int(count) < 1:
+                raise UsageError(f"libdocs:N takes a positive number of queries, got {count!r}")
+            examples = examples[: int(count)]  # the first N in the split's stable order
+        return examples
     if name.startswith("task:"):
         return _from_task(name[5:], data_dir)
     if name.startswith("jsonl:"):
@@ -71,7 +79,7 @@ def load_source(name: str, data_dir: str | Path | None) -> list[Example]:
         subsets = name.partition(":")[2]
         return mmeb_train_examples(data_dir, subsets.split("+") if subsets else None)
     raise UsageError(
-        f"unknown training source {name!r}; use mini, mmeb-train[:Subset+...], colpali, task:NAME or jsonl:PATH"
+        f"unknown training source {name!r}; use libdocs[:N], mmeb-train[:Subset+...], colpali, task:NAME or jsonl:PATH"
     )
 
 
@@ -113,9 +121,13 @@ def _from_jsonl(path: Path) -> list[Example]:
 
 
 class MixtureSampler:
-    """Batch `step` is drawn from the sources by weight with a generator seeded by (seed, step):
-    stateless, so resuming at any step reproduces the uninterrupted run. Within a batch no
-    example repeats."""
+    """Batches that depend only on (seed, step), so resuming at any step reproduces the
+    uninterrupted run; within a batch no example repeats.
+
+    One source: epochs. Each epoch is a permutation of the examples seeded by (seed, epoch), cut
+    into `steps_per_epoch` batches (the last one smaller when the batch size does not divide the
+    source), so every example is seen exactly once per epoch. Several sources: batch `step` is
+    drawn from the sources by weight with a generator seeded by (seed, step)."""
 
     def __init__(
         self, sources: Sequence[tuple[str, float, list[Example]]], batch_size: int, seed: int
@@ -131,7 +143,24 @@ class MixtureSampler:
         if not any(ex.negative is not None for _, _, examples in self.sources for ex in examples):
             log.info("the training data has no hard negatives: in-batch negatives only")
 
+    @property
+    def epochs(self) -> bool:
+        return len(self.sources) == 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Steps that show every example once (one source), or the expected count (several)."""
+        n = sum(len(examples) for _, _, examples in self.sources)
+        return -(-n // self.batch_size)
+
     def batch(self, step: int) -> list[Example]:
+        if self.epochs:
+            examples = self.sources[0][2]
+            epoch, index = divmod(step, self.steps_per_epoch)
+            order = list(range(len(examples)))
+            random.Random(f"{self.seed}:epoch:{epoch}").shuffle(order)
+            start = index * self.batch_size
+            return [examples[i] for i in order[start : start + self.batch_size]]
         rng = random.Random(f"{self.seed}:{step}")
         picks = rng.choices(range(len(self.sources)), weights=self.weights, k=self.batch_size)
         out: list[Example] = []

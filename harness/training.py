@@ -45,10 +45,11 @@ LOG_FILE = "train_log.jsonl"
 class TrainConfig:
     model: str = "metaembed-mini"
     model_args: dict[str, Any] = field(default_factory=dict)
-    data: str = "mini"
+    data: str = "libdocs"
     data_dir: str | None = None
     output: str = "checkpoints/metaembed-mini"
     steps: int = 100
+    epochs: float | None = None  # when set, steps = ceil(epochs x steps per epoch of the data)
     batch_size: int = 32
     grad_accum: int = 1
     lr: float = 2e-4  # backbone (LoRA or full) learning rate
@@ -66,6 +67,7 @@ class TrainConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     gradient_checkpointing: bool = False
+    dropout: bool = True  # False: the backbone runs without dropout (eval mode) while training
     seed: int = 0
     save_every: int = 0  # 0: only at the end
     run_steps: int | None = (
@@ -86,6 +88,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if self.epochs is not None and self.epochs <= 0:
+            raise UsageError("--epochs must be positive")
         if self.batch_size % self.grad_accum:
             raise UsageError("--batch-size must be a multiple of --grad-accum")
 
@@ -256,6 +260,33 @@ def _save_state(
         tmp.rename(directory)
 
 
+def _recover_state(directory: Path) -> None:
+    """A process killed while `_save_state` swapped folders leaves the new state in `.tmp`
+    (complete once its meta.json exists, which is written last) or the previous one in `.old`;
+    put the newest complete one back in place."""
+    if (directory / "meta.json").is_file():
+        return
+    import shutil
+
+    for candidate in (directory.with_name(directory.name + s) for s in (".tmp", ".old")):
+        if (candidate / "meta.json").is_file() and (candidate / "rng.pt").is_file():
+            if directory.exists():
+                shutil.rmtree(directory)
+            candidate.rename(directory)
+            log.info("recovered training state from %s", candidate)
+            return
+
+
+def _truncate_log(output: Path, step: int) -> None:
+    """Drop log rows past the resumed step (written after the last saved state)."""
+    path = output / LOG_FILE
+    if path.exists():
+        rows = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in rows if json.loads(line)["step"] <= step]
+        if len(kept) != len(rows):
+            path.write_text("".join(line + "\n" for line in kept))
+
+
 def _load_state(directory: Path, encoder, optimizer, scheduler) -> int:
     weights = load_file(str(directory / "trainable.safetensors"))
     params = dict(encoder.named_parameters())
@@ -317,6 +348,11 @@ def train(config: TrainConfig) -> Path:
         for name, weight in parse_mixture(config.data)
     ]
     sampler = MixtureSampler(sources, config.batch_size, config.seed)
+    if config.epochs is not None:
+        config.steps = math.ceil(config.epochs * sampler.steps_per_epoch)
+        log.info(
+            "%s epochs of %d steps: %d steps", config.epochs, sampler.steps_per_epoch, config.steps
+        )
     own, body = _setup_trainable(encoder, config)
     param_groups = [
         g
@@ -328,9 +364,14 @@ def train(config: TrainConfig) -> Path:
 
     state_dir = output / STATE_DIR
     start = 0
+    if config.resume and rank == 0:
+        _recover_state(state_dir)
+    job.barrier()
     if config.resume and (state_dir / "meta.json").is_file():
         start = _load_state(state_dir, encoder, optimizer, scheduler)
         log.info("resumed from step %d in %s", start, state_dir)
+        if rank == 0:
+            _truncate_log(output, start)
     elif (output / LOG_FILE).exists() and rank == 0:
         (output / LOG_FILE).unlink()
     if rank == 0:
@@ -340,8 +381,10 @@ def train(config: TrainConfig) -> Path:
 
     trainable = [p for g in param_groups for p in g["params"]]
     encoder.train()
-    if config.tune == "frozen":
-        encoder.backbone.model.eval()  # a frozen backbone runs without dropout
+    if config.tune == "frozen" or not config.dropout:
+        # A frozen backbone runs without dropout; so does any with --no-dropout (on CPUs the
+        # fused attention kernels have no dropout, so this is also about 2x faster).
+        encoder.backbone.model.eval()
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device.startswith("cuda")

@@ -1,1 +1,1 @@
-"""Task specs and loaders: MMEB, ViDoRe and the offline mini suite (declarative data + loaders)."""
+"""Task specs and loaders: MMEB, ViDoRe and the offline libdocs suite (declarative data + loaders)."""

@@ -62,7 +62,9 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
         "n_params",
         "dim",
         "args",
+        "training",
     ]
+    assert record["model"]["training"] is None  # not a `harness train` checkpoint
     assert list(record["task"]) == [
         "name",
         "benchmark",

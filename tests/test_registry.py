@@ -22,7 +22,8 @@ REQUIRED_GROUPS = {
     "mmeb-grounding",
     "mmeb-ind",
     "mmeb-ood",
-    "mini",
+    "libdocs",
+    "libdocs-quick",
 }
 
 

@@ -294,6 +294,9 @@ def test_cli_trains_from_a_config_file_and_run_loads_the_checkpoint(tiny_models,
         timeout=600,
     )
     assert ran.returncode == 0, ran.stderr
+    (result,) = (tmp_path / "out").glob("*/*.json")
+    training = json.loads(result.read_text())["model"]["training"]
+    assert training["steps"] == 2 and training["model"] == "metaembed"  # how it was trained
     bad = subprocess.run(
         [
             sys.executable,
@@ -366,3 +369,126 @@ def test_mmeb_train_and_colpali_sources_read_the_hub_layouts(tmp_path, monkeypat
         and pairs[0].query.text == "what is shown?"
         and pairs[0].positive.image_bytes() == fx.png("gray")
     )
+
+
+def test_one_source_shows_every_example_once_per_epoch():
+    from harness.protocol import Item
+    from harness.train_data import Example, MixtureSampler
+
+    examples = [Example(Item(f"q{i}", f"q {i}"), Item(f"p{i}", f"p {i}")) for i in range(10)]
+    sampler = MixtureSampler([("s", 1.0, examples)], batch_size=4, seed=3)
+    assert sampler.steps_per_epoch == 3  # batches of 4, 4 and 2
+    orders = []
+    for epoch in range(2):
+        batches = [sampler.batch(step) for step in range(3 * epoch, 3 * epoch + 3)]
+        assert [len(b) for b in batches] == [4, 4, 2]
+        seen = [e.query.id for b in batches for e in b]
+        assert sorted(seen) == sorted(f"q{i}" for i in range(10))
+        orders.append(seen)
+    assert orders[0] != orders[1]  # each epoch has its own order
+    again = MixtureSampler([("s", 1.0, examples)], batch_size=4, seed=3)
+    assert [e.query.id for e in again.batch(4)] == orders[1][4:8]  # stateless
+
+
+def test_epochs_set_the_number_of_steps(tiny_models, tmp_path):
+    out = train(
+        TrainConfig(
+            model="single-mean",
+            model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+            data=f"jsonl:{_jsonl(tmp_path, 6)}",
+            output=str(tmp_path / "ep"),
+            epochs=1.5,
+            batch_size=4,
+            lora_r=4,
+            progress=False,
+        )
+    )
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3]  # ceil(1.5 x ceil(6 / 4))
+    assert json.loads((out / "train_config.json").read_text())["steps"] == 3
+
+
+def _train_command(tiny_models, tmp_path, output, *extra):
+    (tmp_path / "kill.toml").write_text(
+        f'model = "metaembed"\ndata = "jsonl:{_jsonl(tmp_path, 24)}"\nsteps = 40\nbatch_size = 4\n'
+        f'warmup = 2\nlora_r = 4\nsave_every = 2\n[model_args]\nbackbone = "{tiny_models["bert"]}"\n'
+        'ocr = "none"\n'
+    )
+    return [
+        sys.executable,
+        "-m",
+        "harness",
+        "train",
+        "--config",
+        str(tmp_path / "kill.toml"),
+        "--output",
+        str(output),
+        "--no-progress",
+        *extra,
+    ]
+
+
+def test_a_killed_training_run_resumes_to_the_uninterrupted_result(tiny_models, tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HF_HUB_OFFLINE": "1"}
+    straight = subprocess.run(
+        _train_command(tiny_models, tmp_path, tmp_path / "straight"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert straight.returncode == 0, straight.stderr
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_command(tiny_models, tmp_path, killed),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(read_log(killed)) < 5:  # past the save at step 4
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # no clean-up code runs
+    proc.wait()
+    assert 5 <= len(read_log(killed)) < 40
+    resumed = subprocess.run(
+        _train_command(tiny_models, tmp_path, killed),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_file(str(tmp_path / "straight" / "state" / "trainable.safetensors"))
+    b = load_file(str(killed / "state" / "trainable.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    assert [r["step"] for r in read_log(killed)] == list(range(1, 41))  # no step twice
+    assert [r["loss"] for r in read_log(killed)] == pytest.approx(
+        [r["loss"] for r in read_log(tmp_path / "straight")], rel=1e-5
+    )
+
+
+def test_a_state_left_mid_swap_is_recovered(tiny_models, tmp_path):
+    config = dict(
+        model="metaembed",
+        model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+        data=f"jsonl:{_jsonl(tmp_path, 12)}",
+        steps=4,
+        batch_size=4,
+        warmup=1,
+        lora_r=4,
+        progress=False,
+    )
+    train(TrainConfig(**config, output=str(tmp_path / "straight")))
+    train(TrainConfig(**config, output=str(tmp_path / "swap"), run_steps=2))
+    state = tmp_path / "swap" / "state"
+    state.rename(state.with_name("state.old"))  # killed between the two renames of a save
+    train(TrainConfig(**config, output=str(tmp_path / "swap")))
+    assert [r["step"] for r in read_log(tmp_path / "swap")] == [1, 2, 3, 4]
+    a = load_file(str(tmp_path / "straight" / "state" / "trainable.safetensors"))
+    b = load_file(str(state / "trainable.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)

@@ -1,0 +1,215 @@
+"""The bundled offline libdocs suite: a byte-reproducible build, the properties its design
+promises (long multi-topic pages, no word-for-word give-aways, splits without near-copies),
+its loaders and a short end-to-end run."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.registry import get_tasks
+from tasks import build_libdocs, libdocs
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tasks" / "data" / "libdocs"
+META = json.loads((DATA / "SOURCE.json").read_text())
+
+
+def rows(name: str) -> list[dict]:
+    with gzip.open(DATA / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def test_rebuilding_from_the_snapshot_gives_the_same_bytes(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "tasks/build_libdocs.py",
+            "build",
+            "--raw",
+            str(DATA / "raw.jsonl.gz"),
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    for name, digest in META["sha256"].items():
+        path = DATA / name if name == "raw.jsonl.gz" else tmp_path / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, name
+        assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
+    rebuilt = json.loads((tmp_path / "SOURCE.json").read_text())
+    for key in ("pages_per_split", "queries_per_split", "test_tasks", "quick_tasks"):
+        assert rebuilt[key] == META[key]
+
+
+def test_pages_are_long_multi_topic_and_never_cut_by_the_models():
+    from transformers import AutoTokenizer
+
+    from baselines.backbones import MINILM, resolve_model_path
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
+    pages = [p for p in rows("pages") if p["split"] == "test"]
+    lengths = [len(tok(p["title"] + "\n" + p["text"])["input_ids"]) for p in pages]
+    # MetaEmbed on MiniLM reads 512 - 80 meta slots = 432 tokens, special tokens included.
+    assert max(lengths) <= 432
+    assert sorted(lengths)[len(lengths) // 2] >= 250  # median page: a few hundred tokens
+    assert all(len(p["members"]) >= 3 for p in pages)
+    for p in pages[:50]:
+        for member in p["members"]:
+            assert member + "(" in p["text"] or member + "\n" in p["text"]
+
+
+def test_no_query_occurs_word_for_word_in_any_page():
+    pages = [" " + " ".join(words(p["title"] + " " + p["text"])) + " " for p in rows("pages")]
+    queries = [q for q in rows("queries") if q["split"] == "test"]
+    assert len(queries) >= 1000
+    texts = [" ".join(words(q["text"])) for q in queries]
+    assert len(set(texts)) == len(texts)  # no two queries alike either
+    for text in random.Random(0).sample(texts, 300):
+        assert not any(f" {text} " in page for page in pages), text
+
+
+def test_splits_share_no_module_and_no_near_copy_of_a_test_member():
+    pages = rows("pages")
+    modules = {s: {p["module"] for p in pages if p["split"] == s} for s in ("train", "dev", "test")}
+    assert not modules["train"] & modules["test"] and not modules["dev"] & modules["test"]
+    assert not modules["train"] & modules["dev"]
+
+    def shingles(text: str) -> set[str]:
+        w = words(text)
+        return {" ".join(w[i : i + 8]) for i in range(max(1, len(w) - 7))}
+
+    def sections(page: dict) -> list[str]:
+        """The page cut at each member's heading line (its name, then "(" or nothing)."""
+        heads, out = list(page["members"]), []
+        for line in page["text"].split("\n"):
+            if heads and (line.startswith(heads[0] + "(") or line == heads[0]):
+                heads.pop(0)
+                out.append([])
+            out[-1].append(line)
+        assert not heads, page["id"]
+        return ["\n".join(lines) for lines in out]
+
+    sections = {
+        s: [shingles(sec) for p in pages if p["split"] == s for sec in sections(p)]
+        for s in ("train", "test")
+    }
+    for test_section in random.Random(1).sample(sections["test"], 300):
+        for train_section in sections["train"]:
+            overlap = len(test_section & train_section) / len(test_section | train_section)
+            assert overlap < 0.5
+    summaries = {
+        s: {q["text"].lower() for q in rows("queries") if q["split"] == s} for s in modules
+    }
+    assert not summaries["train"] & summaries["test"]
+
+
+def test_corpus_and_lists_tasks_have_different_queries_and_long_lists():
+    corpus, lists = get_tasks("libdocs")
+    a, b = corpus.load(None), lists.load(None)
+    assert len(a.queries) + len(b.queries) >= 1000
+    assert not {q.id for q in a.queries} & {q.id for q in b.queries}
+    assert len(a.candidates) == len(b.candidates) == META["pages_per_split"]["test"]
+    pages = {p["id"]: p for p in rows("pages")}
+    for qid, ids in list(b.candidate_lists.items())[:40]:
+        assert len(ids) == 100 == len(set(ids)) and b.qrels[qid] == {ids[0]: 1}
+        package = pages[ids[0]]["package"]
+        same = [i for i in ids[1:] if pages[i]["package"] == package]
+        assert ids[1 : 1 + len(same)] == same  # the same library's pages come first
+    for q in a.queries[:40]:
+        (page,) = a.qrels[q.id]
+        assert pages[page]["split"] == "test"
+
+
+def test_quick_tasks_are_a_fixed_subset_of_the_test_tasks():
+    quick_corpus, quick_lists = get_tasks("libdocs-quick")
+    full_corpus = get_tasks("libdocs-corpus")[0].load(None)
+    qc, ql = quick_corpus.load(None), quick_lists.load(None)
+    assert len(qc.candidates) == len(ql.candidates) == 160
+    kept = {c.id for c in qc.candidates}
+    assert {q.id for q in qc.queries} == {
+        q.id for q in full_corpus.queries if next(iter(full_corpus.qrels[q.id])) in kept
+    }
+    assert all(set(ids) <= kept for ids in ql.candidate_lists.values())
+
+
+def test_train_examples_have_sibling_hard_negatives_and_a_stable_order():
+    from harness.train_data import load_source
+
+    pages = {p["id"]: p for p in rows("pages")}
+    examples = load_source("libdocs:1200", None)
+    assert len(examples) == 1200
+    assert [e.query.id for e in examples] == [e.query.id for e in libdocs.train_examples()[:1200]]
+    for e in examples[:100]:
+        assert pages[e.positive.id]["split"] == "train"
+        assert e.negative is not None and e.negative.id != e.positive.id
+        module = pages[e.positive.id]["module"]
+        if sum(p["module"] == module for p in pages.values()) > 1:
+            assert pages[e.negative.id]["module"] == module  # a sibling page of the same module
+
+
+def test_extraction_reads_docstrings_without_memory_addresses():
+    raw = build_libdocs.read_jsonl(DATA / "raw.jsonl.gz")
+    address = re.compile(r" at 0x[0-9a-fA-F]+")  # a live object's repr; docs may say "0x..."
+    assert not any(address.search(r["signature"]) or address.search(r["doc"]) for r in raw)
+    assert {r["package"] for r in raw} == set(build_libdocs.LICENSES)
+
+
+@pytest.mark.parametrize("text", ["", "short"])
+def test_page_rendering_is_deterministic(text):
+    assert libdocs.render_page("t", text) == libdocs.render_page.__wrapped__("t", text)
+
+
+def test_default_models_end_to_end_on_a_slice(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "--model",
+            "metaembed-mini,single-mean",
+            "--tasks",
+            "libdocs-quick-corpus",
+            "--limit",
+            "12",
+            "--output",
+            str(tmp_path / "out"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    for model in ("metaembed-mini", "single-mean"):
+        assert f"| {model} @ " in out.stdout
+    record = json.loads(
+        (tmp_path / "out" / "metaembed-mini" / "libdocs-quick-corpus.json").read_text()
+    )
+    assert [b["label"] for b in record["budgets"]] == ["1x1", "2x4", "4x8", "8x16", "16x64"]
+    assert record["task"]["n_candidates"] == 160 and record["task"]["n_queries"] == 12
+    assert record["model"]["training"]["data"].startswith("libdocs")
+    assert (tmp_path / "out" / "plots" / "score_vs_index_bytes.png").is_file()
