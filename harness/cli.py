@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness import __version__
 from harness.config import DEFAULT_MODELS, DEFAULT_OUTPUT, DEFAULT_TASKS
@@ -196,6 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("b", help="e.g. 'metaembed-mini @ 1x1'")
     cmp.add_argument("--results", default=DEFAULT_OUTPUT)
     cmp.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
+
+    claims = rsub.add_parser(
+        "claims", help="a study's claims: paired tests across seeds, Holm-corrected"
+    )
+    claims.add_argument("spec", help="claim file (TOML), e.g. results/libdocs/claims.toml")
+    claims.add_argument("--results", default=DEFAULT_OUTPUT)
+    claims.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
+    claims.add_argument("--output", default=None, help="write to FILE instead of stdout")
+
+    match = rsub.add_parser(
+        "match", help="do the scores under --results match those of a reference folder?"
+    )
+    match.add_argument("reference", help="results folder to compare with")
+    match.add_argument("--results", default=DEFAULT_OUTPUT)
+    match.add_argument(
+        "--tolerance", type=float, default=0.005, help="largest |difference| of a score in [0, 1]"
+    )
 
     plot = rsub.add_parser("plot", help="quality-versus-cost plots")
     plot.add_argument(
@@ -439,6 +457,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
             )
         print(render(header, rows, args.format), end="")
         return 0
+    if args.report_command == "claims":
+        from harness.claims import claim_rows, run_claims
+        from harness.report import render
+
+        text = render(*claim_rows(run_claims(args.spec, records)), args.format)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            print(text, end="")
+        return 0
+    if args.report_command == "match":
+        from harness.report import match_scores
+
+        reference = [record for _, record in iter_results(args.reference)]
+        lines, matched = match_scores(records, reference, args.tolerance)
+        print("\n".join(lines))
+        return 0 if matched else 1
     text = _tables(records, args.format, reported=not args.no_reported, ci=args.ci)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -147,31 +147,65 @@ def plot_curves(
     return fig
 
 
+def size_label(n_params: float) -> str:
+    """22713216 -> '23M', 109486464 -> '109M', 7.6e9 -> '7.6B'."""
+    return f"{n_params / 1e9:.1f}B" if n_params >= 1e9 else f"{n_params / 1e6:.0f}M"
+
+
+def variant_of(record: dict[str, Any]) -> str:
+    """A line of the size plot: the family, and how its weights were trained."""
+    model = record["model"]
+    training = model.get("training")
+    if not training:
+        return f"{model['family']} (not fine-tuned)"
+    objective = training.get("objective", "")
+    if model["family"] == "metaembed":
+        return f"metaembed ({'MMR' if objective == 'mmr' else 'NoMMR'})"
+    return f"{model['family']} (fine-tuned)"
+
+
 def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
-    """Mean main score at one budget against model size (parameters, log axis), a point per model;
-    models without that budget use their largest one."""
+    """Mean main score against model size (parameters, log axis): a line per family and training
+    variant through its sizes, each point the mean over tasks and over the models (seeds) of that
+    variant and size, at `budget` or, for a model without it, its largest budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
 
-    points: dict[str, tuple[float, list[float], str]] = {}
+    points: dict[str, dict[float, list[float]]] = {}
+    budgets: dict[str, set[str]] = {}
     for record in records:
+        n_params = float(record["model"].get("n_params") or 0)
+        if n_params <= 0:
+            continue
         rows = {r["label"]: r for r in record["budgets"]}
         label = budget if budget in rows else max(rows, key=lambda b: Budget.parse(b).sort_key())
-        n_params = record["model"].get("n_params") or 0
-        entry = points.setdefault(record["model"]["name"], (float(n_params), [], label))
-        entry[1].append(100.0 * rows[label]["main_score"])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for model, (n_params, scores, label) in sorted(points.items()):
-        if n_params > 0:
-            ax.scatter([n_params], [sum(scores) / len(scores)], label=f"{model} @ {label}", s=40)
+        line = variant_of(record)
+        points.setdefault(line, {}).setdefault(n_params, []).append(
+            100.0 * rows[label]["main_score"]
+        )
+        budgets.setdefault(line, set()).add(label)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    sizes = sorted({n for by_size in points.values() for n in by_size})
+    for line, by_size in sorted(points.items()):
+        xs = sorted(by_size)
+        ys = [sum(by_size[n]) / len(by_size[n]) for n in xs]
+        shown = "/".join(sorted(budgets[line]))
+        ax.plot(xs, ys, marker="o", label=f"{line} @ {shown}")
     ax.set_xscale("log")
+    if sizes:
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(sizes, [size_label(n) for n in sizes])
+        low, high = sizes[0], sizes[-1]
+        ax.set_xlim(low / 1.4, high * 1.4)
     ax.set_xlabel("parameters")
-    ax.set_ylabel("mean main score (x100)")
-    ax.set_title(f"quality against model size at {budget}")
+    ax.set_ylabel("mean main score over tasks (x100)")
+    ax.set_title(f"quality against model size ({budget}, or each model's largest budget)")
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    if points:
         ax.legend(fontsize=8)
     else:  # no model states its size (e.g. parameter-free test encoders)
         ax.text(

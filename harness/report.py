@@ -163,3 +163,37 @@ def compare(records: Iterable[dict[str, Any]], a: str, b: str) -> tuple[list[str
             ]
         )
     return header, rows
+
+
+def match_scores(
+    records: Iterable[dict[str, Any]], reference: Iterable[dict[str, Any]], tolerance: float
+) -> tuple[list[str], bool]:
+    """Compare every (model, task, budget) main score with a reference run of the same rows:
+    one line per row that is missing or differs by more than `tolerance`, then a verdict."""
+
+    def table(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+        return {
+            (r["model"]["name"], r["task"]["name"], b["label"]): b["main_score"]
+            for r in rows
+            for b in r["budgets"]
+        }
+
+    ours, theirs = table(records), table(reference)
+    lines, worst = [], 0.0
+    for key in sorted(theirs):
+        name = f"{key[0]} @ {key[2]} on {key[1]}"
+        if key not in ours:
+            lines.append(f"missing: {name}")
+            continue
+        gap = abs(ours[key] - theirs[key])
+        worst = max(worst, gap)
+        if gap > tolerance:
+            lines.append(f"differs: {name}: {100 * ours[key]:.2f} vs {100 * theirs[key]:.2f}")
+    matched = not lines
+    compared = len(set(ours) & set(theirs))
+    verdict = "matches" if matched else "does not match"
+    lines.append(
+        f"{verdict}: {compared} of {len(theirs)} reference scores compared, largest difference "
+        f"{100 * worst:.2f} points (tolerance {100 * tolerance:.2f})"
+    )
+    return lines, matched

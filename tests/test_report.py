@@ -159,19 +159,42 @@ def test_ci_cells_and_compare_rows():
     assert [r[0] for r in rows] == ["a", "b"] and rows[0][2] == "+20.00"
 
 
-def test_size_plot_and_small_multiples():
+def test_size_plot_draws_a_line_per_family_through_the_sizes():
     from harness.plots import plot_per_task, plot_sizes
 
-    records = copy.deepcopy(RECORDS)
-    for rec, n in zip(records, (1e6, 1e6, 2e6, 3e6), strict=True):
-        rec["model"]["n_params"] = n
+    def rec(name, family, objective, n_params, task, scores):
+        training = {"objective": objective} if objective else None
+        return {
+            "model": {"name": name, "family": family, "n_params": n_params, "training": training},
+            "task": {"name": task},
+            "budgets": [{"label": b, "main_score": v} for b, v in scores.items()],
+        }
+
+    records = [
+        # MetaEmbed (MMR) at 22M: two seeds, two tasks; at 110M: one seed
+        rec("me-small-s0", "metaembed", "mmr", 22_713_216, "a", {"1x1": 0.5, "16x64": 0.6}),
+        rec("me-small-s0", "metaembed", "mmr", 22_713_216, "b", {"1x1": 0.4, "16x64": 0.8}),
+        rec("me-small-s1", "metaembed", "mmr", 22_713_216, "a", {"1x1": 0.5, "16x64": 0.5}),
+        rec("me-small-s1", "metaembed", "mmr", 22_713_216, "b", {"1x1": 0.4, "16x64": 0.7}),
+        rec("me-large", "metaembed", "mmr", 109_486_464, "a", {"16x64": 0.9}),
+        rec("sv-small", "single", "mmr", 22_713_216, "a", {"1x1": 0.3}),
+        rec("sv-large", "single", "mmr", 109_486_464, "a", {"1x1": 0.4}),
+        rec("untrained", "single", None, 22_713_216, "a", {"1x1": 0.2}),
+    ]
     ax = plot_sizes(records, "16x64").axes[0]
-    offsets = {c.get_label(): tuple(c.get_offsets()[0]) for c in ax.collections}
-    assert offsets["meta @ 16x64"] == pytest.approx((1e6, 65.0)) and offsets[
-        "colbert @ allxall"
-    ] == pytest.approx((3e6, 65.0))
-    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters"
-    fig = plot_per_task(records)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {
+        "metaembed (MMR) @ 16x64",
+        "single (fine-tuned) @ 1x1",
+        "single (not fine-tuned) @ 1x1",
+    }
+    me = lines["metaembed (MMR) @ 16x64"]
+    assert list(me.get_xdata()) == [22_713_216, 109_486_464]
+    assert list(me.get_ydata()) == pytest.approx([(60 + 80 + 50 + 70) / 4, 90.0])
+    assert list(lines["single (fine-tuned) @ 1x1"].get_ydata()) == pytest.approx([30.0, 40.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["23M", "109M"]
+    assert ax.get_xscale() == "log" and "model size" in ax.get_title()
+    fig = plot_per_task(copy.deepcopy(RECORDS))
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     assert titles == ["a", "b"]
 

@@ -3,7 +3,7 @@
 #
 #   bash results/libdocs/study.sh [OUT] [STAGE ...]
 #
-# OUT (default results/libdocs/rerun) receives checkpoints/, zero-shot/ and seed0/ seed1/ seed2/
+# OUT (default results/runs/libdocs-study) receives checkpoints/, zero-shot/ and seed0/ seed1/ seed2/
 # result folders; the bundled baselines/checkpoints/metaembed-mini is never written. STAGES, in
 # the default order: minilm-s0 zero-shot minilm-s1 minilm-s2 mpnet compare. Every step resumes:
 # `harness train` continues from its last saved state (every 5 steps) and `harness run` skips
@@ -20,7 +20,7 @@
 # fits in about 8 hours of 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=${1:-results/libdocs/rerun}
+out=${1:-results/runs/libdocs-study}
 shift || true
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(minilm-s0 zero-shot minilm-s1 minilm-s2 mpnet compare)
@@ -75,7 +75,7 @@ for stage in "${stages[@]}"; do
       train_and_run metaembed metaembed-mmr-mpnet-s0 mpnet 0
       train_and_run single-mean single-mean-ft-mpnet-s0 mpnet 0
       ;;
-    compare) "$py" -m harness report match "$out" results/libdocs ;;
+    compare) "$py" -m harness report match results/libdocs --results "$out" ;;
     *) echo "unknown stage $stage; use minilm-s0 minilm-s1 minilm-s2 zero-shot mpnet compare" >&2; exit 2 ;;
   esac
 done

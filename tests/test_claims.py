@@ -1,0 +1,117 @@
+"""Claims of a study tested on result records: Holm's correction by hand, verdicts on
+constructed per-query scores, and the rerun-matches-reference check."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from harness.claims import holm, run_claims
+from harness.report import match_scores
+
+QUERIES = [f"q{i}" for i in range(200)]
+
+
+def record(model: str, task: str, scores: dict[str, dict[str, float]]) -> dict:
+    return {
+        "model": {"name": model},
+        "task": {"name": task},
+        "budgets": [
+            {"label": label, "main_score": sum(pq.values()) / len(pq), "per_query": pq}
+            for label, pq in scores.items()
+        ],
+    }
+
+
+def scores(base: float, seed: int, shift: float = 0.0) -> dict[str, float]:
+    rng = random.Random(seed)
+    return {q: min(1.0, max(0.0, base + shift + rng.gauss(0, 0.1))) for q in QUERIES}
+
+
+def test_holm_adjustment_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 -> max(0.06, 0.04)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # 0.5 x 2 caps at 1; monotone
+
+
+def test_verdicts_on_constructed_scores(tmp_path):
+    records = []
+    for s in range(3):
+        records.append(record(f"base-s{s}", "t", {"1x1": scores(0.5, 100 + s)}))
+        records.append(record(f"better-s{s}", "t", {"1x1": scores(0.5, 100 + s, shift=0.1)}))
+        records.append(record(f"same-s{s}", "t", {"1x1": scores(0.5, 200 + s)}))
+        # two seeds far ahead, one behind: ahead on average, but the seeds disagree
+        mixed = 0.15 if s < 2 else -0.03
+        records.append(record(f"mixed-s{s}", "t", {"1x1": scores(0.5, 100 + s, shift=mixed)}))
+    records.append(record("solo", "t", {"1x1": scores(0.5, 100, shift=0.1)}))
+    records.append(record("solo-base", "t", {"1x1": scores(0.5, 100)}))
+    (tmp_path / "claims.toml").write_text(
+        'tasks = ["t"]\nsingle_seed_trained = ["solo"]\n[systems]\n'
+        + "".join(
+            f'{name} = ["{name}-s0", "{name}-s1", "{name}-s2"]\n'
+            for name in ("base", "better", "same", "mixed")
+        )
+        + 'solo = ["solo"]\nsolo-base = ["solo-base"]\n'
+        '[[claims]]\nid = "c"\ncomparisons = [\n'
+        '  ["better @ 1x1", "base @ 1x1"],\n'
+        '  ["base @ 1x1", "better @ 1x1"],\n'
+        '  ["same @ 1x1", "base @ 1x1"],\n'
+        '  ["mixed @ 1x1", "base @ 1x1"],\n'
+        '  ["solo @ 1x1", "solo-base @ 1x1"],\n'
+        '  ["solo @ 1x1", "solo-base @ 1x1", "better @ 1x1", "base @ 1x1"],\n'
+        "]\n"
+    )
+    tests = run_claims(tmp_path / "claims.toml", records)
+    verdicts = [t.verdict for t in tests]
+    assert verdicts[:5] == [
+        "holds",
+        "does not hold",
+        "inconclusive",
+        "inconclusive (seeds disagree)",
+        "suggestive (one seed)",
+    ]
+    better = tests[0]
+    # the per-query difference of seed means, computed directly
+    direct = sum(
+        sum(
+            r["budgets"][0]["per_query"][q] for r in records if r["model"]["name"] == f"better-s{s}"
+        )
+        - sum(
+            r["budgets"][0]["per_query"][q] for r in records if r["model"]["name"] == f"base-s{s}"
+        )
+        for q in QUERIES
+        for s in range(3)
+    ) / (3 * len(QUERIES))
+    assert better.difference == pytest.approx(direct)
+    assert len(better.per_seed) == 3 and all(d > 0.05 for d in better.per_seed)
+    assert tests[5].difference == pytest.approx(tests[4].difference - better.difference)
+    assert all(t.p_holm >= t.p_value for t in tests)
+
+
+def test_an_unknown_system_or_missing_run_is_a_clear_error(tmp_path):
+    from harness.errors import UsageError
+
+    records = [record("a", "t", {"1x1": scores(0.5, 1)})]
+    (tmp_path / "c.toml").write_text(
+        'tasks = ["t"]\n[systems]\na = ["a"]\n[[claims]]\nid = "x"\ncomparisons = [["a @ 1x1", "b @ 1x1"]]\n'
+    )
+    with pytest.raises(UsageError, match="unknown system 'b'"):
+        run_claims(tmp_path / "c.toml", records)
+    (tmp_path / "c.toml").write_text(
+        'tasks = ["t"]\n[systems]\na = ["a"]\n[[claims]]\nid = "x"\ncomparisons = [["a @ 4x8", "a @ 1x1"]]\n'
+    )
+    with pytest.raises(UsageError, match="no per-query scores for a @ 4x8"):
+        run_claims(tmp_path / "c.toml", records)
+
+
+def test_match_reports_rows_that_differ_or_are_missing():
+    ref = [record("m", "t", {"1x1": {"q": 0.5}, "2x4": {"q": 0.6}})]
+    same = [record("m", "t", {"1x1": {"q": 0.5}, "2x4": {"q": 0.6}})]
+    lines, ok = match_scores(same, ref, tolerance=0.005)
+    assert ok and lines[-1].startswith("matches: 2 of 2")
+    off = [record("m", "t", {"1x1": {"q": 0.52}})]
+    lines, ok = match_scores(off, ref, tolerance=0.005)
+    assert not ok
+    assert "differs: m @ 1x1 on t: 52.00 vs 50.00" in lines
+    assert "missing: m @ 2x4 on t" in lines
