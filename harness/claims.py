@@ -79,6 +79,9 @@ class Scores:
                 f"no per-query scores for {model} @ {label} on {task}; run it first"
             ) from None
 
+    def has(self, model: str, task: str, label: str) -> bool:
+        return (model, task, label) in self.table
+
 
 def _side(spec: str, systems: dict[str, list[str]]) -> tuple[list[str], str]:
     name, _, label = (part.strip() for part in spec.partition("@"))
@@ -89,11 +92,23 @@ def _side(spec: str, systems: dict[str, list[str]]) -> tuple[list[str], str]:
     return systems[name], label
 
 
-def _gap(scores: Scores, task: str, a: str, b: str, systems) -> tuple[dict[str, float], list]:
+def _available(scores: Scores, task: str, models: list[str], label: str, partial: bool):
+    """The runs of a system's models; with `partial`, only those already run (seeds still
+    training are left out), else every one or an error naming the missing run."""
+    if not partial:
+        return [scores.get(m, task, label) for m in models]
+    return [scores.get(m, task, label) for m in models if scores.has(m, task, label)]
+
+
+def _gap(
+    scores: Scores, task: str, a: str, b: str, systems, partial: bool = False
+) -> tuple[dict[str, float], list]:
     """Per-query (mean over seeds of A) - (mean over seeds of B), and the per-seed runs."""
     (models_a, label_a), (models_b, label_b) = _side(a, systems), _side(b, systems)
-    runs_a = [scores.get(m, task, label_a) for m in models_a]
-    runs_b = [scores.get(m, task, label_b) for m in models_b]
+    runs_a = _available(scores, task, models_a, label_a, partial)
+    runs_b = _available(scores, task, models_b, label_b, partial)
+    if not runs_a or not runs_b:
+        return {}, []
     common = sorted(set.intersection(*(set(r) for r in runs_a + runs_b)))
     gap = {
         q: float(np.mean([r[q] for r in runs_a]) - np.mean([r[q] for r in runs_b])) for q in common
@@ -106,21 +121,29 @@ def _gap(scores: Scores, task: str, a: str, b: str, systems) -> tuple[dict[str, 
     return gap, pairs
 
 
-def run_claims(path: str | Path, records: list[dict[str, Any]]) -> list[Test]:
+def run_claims(
+    path: str | Path, records: list[dict[str, Any]], partial: bool = False
+) -> list[Test]:
+    """Every comparison of the claim file on every task. With `partial` (a study still
+    running), systems are compared on the seeds already run, comparisons with no run yet are
+    left out, and the Holm correction covers the tests made so far."""
     spec = tomllib.loads(Path(path).read_text())
     systems: dict[str, list[str]] = {
         k: [v] if isinstance(v, str) else list(v) for k, v in spec.get("systems", {}).items()
     }
     single = set(spec.get("single_seed_trained", []))
+    untrained = set(spec.get("untrained", []))
     scores = Scores(records)
     tests: list[Test] = []
     for claim in spec.get("claims", []):
         for comparison in claim["comparisons"]:
             for task in claim.get("tasks", spec.get("tasks", [])):
-                gap, pairs = _gap(scores, task, comparison[0], comparison[1], systems)
+                gap, pairs = _gap(scores, task, comparison[0], comparison[1], systems, partial)
                 label = f"{comparison[0]} > {comparison[1]}"
                 if len(comparison) == 4:  # a difference of two gaps
-                    other, other_pairs = _gap(scores, task, comparison[2], comparison[3], systems)
+                    other, other_pairs = _gap(
+                        scores, task, comparison[2], comparison[3], systems, partial
+                    )
                     gap = {q: gap[q] - other[q] for q in sorted(set(gap) & set(other))}
                     label = (
                         f"({comparison[0]} - {comparison[1]}) > ({comparison[2]} - {comparison[3]})"
@@ -132,6 +155,8 @@ def run_claims(path: str | Path, records: list[dict[str, Any]]) -> list[Test]:
                     ]
                 else:
                     per_seed = [_mean_gap(x, y) for x, y in pairs]
+                if not gap:
+                    continue  # not run yet (partial)
                 zero = dict.fromkeys(gap, 0.0)
                 result = paired(gap, zero)
                 names = {n for side in comparison for n in [side.partition("@")[0].strip()]}
@@ -146,7 +171,8 @@ def run_claims(path: str | Path, records: list[dict[str, Any]]) -> list[Test]:
                         ci_high=result["ci_high"],
                         p_value=result["p_value"],
                         per_seed=per_seed,
-                        single_seed=bool(names & single),
+                        single_seed=bool(names & single)
+                        or (len(pairs) == 1 and not names <= untrained),
                     )
                 )
     for test, adjusted in zip(tests, holm([t.p_value for t in tests]), strict=True):

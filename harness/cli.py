@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     claims.add_argument("--results", default=DEFAULT_OUTPUT)
     claims.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
     claims.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    claims.add_argument(
+        "--partial",
+        action="store_true",
+        help="a study still running: compare on the seeds run so far, leave out what has none",
+    )
 
     match = rsub.add_parser(
         "match", help="do the scores under --results match those of a reference folder?"
@@ -461,7 +466,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from harness.claims import claim_rows, run_claims
         from harness.report import render
 
-        text = render(*claim_rows(run_claims(args.spec, records)), args.format)
+        tests = run_claims(args.spec, records, partial=args.partial)
+        text = render(*claim_rows(tests), args.format)
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
         else:

@@ -382,8 +382,8 @@ def train(config: TrainConfig) -> Path:
     trainable = [p for g in param_groups for p in g["params"]]
     encoder.train()
     if config.tune == "frozen" or not config.dropout:
-        # A frozen backbone runs without dropout; so does any with --no-dropout (on CPUs the
-        # fused attention kernels have no dropout, so this is also about 2x faster).
+        # A frozen backbone runs without dropout; so does any with --no-dropout (torch's fused
+        # CPU attention has no dropout, so this is also much faster on CPUs).
         encoder.backbone.model.eval()
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)

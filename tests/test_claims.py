@@ -115,3 +115,24 @@ def test_match_reports_rows_that_differ_or_are_missing():
     assert not ok
     assert "differs: m @ 1x1 on t: 52.00 vs 50.00" in lines
     assert "missing: m @ 2x4 on t" in lines
+
+
+def test_a_partial_study_compares_the_seeds_run_so_far(tmp_path):
+    records = [
+        record("a-s0", "t", {"1x1": scores(0.5, 1, shift=0.1)}),
+        record("b-s0", "t", {"1x1": scores(0.5, 1)}),
+        record("z", "t", {"1x1": scores(0.5, 2), "4x8": scores(0.5, 2, shift=0.1)}),
+    ]
+    (tmp_path / "c.toml").write_text(
+        'tasks = ["t"]\nuntrained = ["z"]\n[systems]\na = ["a-s0", "a-s1"]\nb = ["b-s0", "b-s1"]\n'
+        'c = ["c-s0"]\nz = ["z"]\n[[claims]]\nid = "x"\n'
+        'comparisons = [["a @ 1x1", "b @ 1x1"], ["c @ 1x1", "b @ 1x1"], ["z @ 4x8", "z @ 1x1"]]\n'
+    )
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="no per-query scores for a-s1"):
+        run_claims(tmp_path / "c.toml", records)
+    tests = run_claims(tmp_path / "c.toml", records, partial=True)
+    assert [t.label for t in tests] == ["a @ 1x1 > b @ 1x1", "z @ 4x8 > z @ 1x1"]  # c: no run
+    assert tests[0].verdict == "suggestive (one seed)" and len(tests[0].per_seed) == 1
+    assert tests[1].verdict == "holds"  # untrained: nothing to vary

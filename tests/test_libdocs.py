@@ -213,3 +213,15 @@ def test_default_models_end_to_end_on_a_slice(tmp_path):
     assert record["task"]["n_candidates"] == 160 and record["task"]["n_queries"] == 12
     assert record["model"]["training"]["data"].startswith("libdocs")
     assert (tmp_path / "out" / "plots" / "score_vs_index_bytes.png").is_file()
+
+
+def test_the_study_script_refuses_an_unknown_stage_before_doing_anything(tmp_path):
+    out = subprocess.run(
+        ["bash", "results/libdocs/study.sh", str(tmp_path / "study"), "minilm-s9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "unknown stage minilm-s9" in out.stderr
+    assert not (tmp_path / "study").exists()

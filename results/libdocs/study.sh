@@ -65,6 +65,13 @@ zero_shot() {
 }
 
 for stage in "${stages[@]}"; do
+  case $stage in
+    minilm-s0 | minilm-s1 | minilm-s2 | zero-shot | mpnet | compare) ;;
+    *) echo "unknown stage $stage; use minilm-s0 minilm-s1 minilm-s2 zero-shot mpnet compare" >&2; exit 2 ;;
+  esac
+done
+
+for stage in "${stages[@]}"; do
   echo "== $stage ($(date -u +%H:%M:%S))"
   case $stage in
     minilm-s0) trained_minilm 0 ;;
@@ -76,6 +83,5 @@ for stage in "${stages[@]}"; do
       train_and_run single-mean single-mean-ft-mpnet-s0 mpnet 0
       ;;
     compare) "$py" -m harness report match results/libdocs --results "$out" ;;
-    *) echo "unknown stage $stage; use minilm-s0 minilm-s1 minilm-s2 zero-shot mpnet compare" >&2; exit 2 ;;
   esac
 done
