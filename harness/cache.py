@@ -9,6 +9,7 @@ rest, and a shard never depends on which worker wrote it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -25,13 +26,14 @@ from safetensors.torch import load_file, save_file
 
 from harness.distributed import Dist
 from harness.errors import HarnessError
-from harness.multivectors import MultiVectors
+from harness.multivectors import MultiVectors, check_embeddings
 from harness.protocol import Encoder, Item
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_SIZE = 512
+COLLAPSE_CHECK_ITEMS = 16  # shards this large are checked for collapse before being written
 
 
 def default_cache_dir() -> Path:
@@ -52,6 +54,33 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
+def code_digest(encoder: Encoder) -> str:
+    """A digest of the source files that define the encoder: its class and every base class
+    outside torch and the standard library, and its backbone's class when it has one. Editing
+    an encoder's code (a researcher's own `module:factory` above all) changes its cache key, so
+    vectors of the old code are never reused."""
+    classes = [*type(encoder).__mro__]
+    backbone = getattr(encoder, "backbone", None)
+    if backbone is not None:
+        classes += type(backbone).__mro__
+    files = set()
+    for cls in classes:
+        module = getattr(cls, "__module__", "") or ""
+        if module == "builtins" or module.split(".")[0] in ("torch", "typing", "abc"):
+            continue
+        try:
+            files.add(inspect.getsourcefile(cls))
+        except (TypeError, OSError):
+            continue
+    digest = hashlib.sha256()
+    for path in sorted(f for f in files if f):
+        try:
+            digest.update(Path(path).read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()[:16]
+
+
 def encoding_key(encoder: Encoder, role: str, num_vectors: int | None) -> dict[str, Any]:
     card = encoder.card
     return {
@@ -65,6 +94,7 @@ def encoding_key(encoder: Encoder, role: str, num_vectors: int | None) -> dict[s
         "preprocessing": card.preprocessing,
         "role": role,
         "num_vectors": num_vectors,
+        "code": code_digest(encoder),
     }
 
 
@@ -125,10 +155,17 @@ class EmbeddingCache:
     """Encodes unique items through the cache. `root=None` keeps nothing on disk."""
 
     def __init__(
-        self, root: str | os.PathLike | None, shard_size: int = DEFAULT_SHARD_SIZE
+        self,
+        root: str | os.PathLike | None,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        refresh: bool = False,
     ) -> None:
+        """`refresh`: re-encode every shard once in this process, whatever the cache holds
+        (`--overwrite`)."""
         self.root = Path(root) if root is not None else None
         self.shard_size = int(shard_size)
+        self.refresh = refresh
+        self._written: set[Path] = set()  # shards this process wrote (fresh under refresh)
 
     def shard_dir(self, key: dict[str, Any]) -> Path | None:
         if self.root is None:
@@ -186,7 +223,13 @@ class EmbeddingCache:
         for shard in shards:
             if directory is not None:
                 shard.path = self.shard_path(directory, items, shard.start, shard.stop)
-        missing = [i for i, s in enumerate(shards) if s.path is None or not s.path.exists()]
+        missing = [
+            i
+            for i, s in enumerate(shards)
+            if s.path is None
+            or not s.path.exists()
+            or (self.refresh and s.path not in self._written)
+        ]
         missing = dist.broadcast(missing)
         mine = set(missing[dist.rank :: dist.world_size])
         seconds, encoded = 0.0, 0
@@ -199,6 +242,16 @@ class EmbeddingCache:
             )
             seconds += time.perf_counter() - began
             encoded += len(shard)
+            # Checked before it is written: what fails the checks is never cached.
+            check_embeddings(
+                mv,
+                [item.id for item in items[shard.start : shard.stop]],
+                model=encoder.card.name,
+                role=role,
+                # a few distinct items may embed alike (text-only models on items that differ
+                # in their image); a collapse shows in a large shard, and in the whole set later
+                collapse=len(shard) >= COLLAPSE_CHECK_ITEMS,
+            )
             if shard.path is not None:
                 _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
             if keep or shard.path is None:
@@ -212,6 +265,8 @@ class EmbeddingCache:
             a + b for a, b in zip(stats.per_rank or [0] * len(counts), counts, strict=True)
         ]
         stats.cached += len(items) - sum(len(shards[i]) for i in missing)
+        if self.refresh:  # every rank now knows these shards are fresh
+            self._written.update(s.path for s in shards if s.path is not None)
         if progress is not None:
             progress.update(len(items) - encoded)
         if dist.enabled:

@@ -662,7 +662,7 @@ def run(
         if config.no_cache
         else check_writable(config.cache_dir or default_cache_dir(), "cache dir")
     )
-    cache = EmbeddingCache(cache_root, shard_size=config.shard_size)
+    cache = EmbeddingCache(cache_root, shard_size=config.shard_size, refresh=config.overwrite)
     config.models = [m if isinstance(m, str) else m.card.name for m in models]
     config.tasks = [s.name for s in specs]
     config.model_args = {k: _jsonable(v) for k, v in config.model_args.items()}

@@ -122,7 +122,9 @@ class MultiVectors:
         )
 
 
-def check_embeddings(mv: MultiVectors, ids: Sequence[str], *, model: str, role: str) -> None:
+def check_embeddings(
+    mv: MultiVectors, ids: Sequence[str], *, model: str, role: str, collapse: bool = True
+) -> None:
     """Refuse NaN / infinite embeddings and collapsed models whose items all embed alike.
 
     MMEB's official rule counts a tie as correct, so a model that maps everything to the same
@@ -139,7 +141,12 @@ def check_embeddings(mv: MultiVectors, ids: Sequence[str], *, model: str, role: 
             f"{len(mv)} items (e.g. {', '.join(map(repr, first))}); check its weights and dtype "
             f"(try --model-args dtype=float32)"
         )
-    if len(mv) > 1 and bool((flat == flat[0]).all()) and bool((mv.lengths == mv.lengths[0]).all()):
+    if (
+        collapse
+        and len(mv) > 1
+        and bool((flat == flat[0]).all())
+        and bool((mv.lengths == mv.lengths[0]).all())
+    ):
         raise HarnessError(
             f"model {model!r} gave all {len(mv)} distinct {role} items identical embeddings; "
             f"its scores would be meaningless (every MMEB tie counts as correct). Check the checkpoint."
