@@ -440,10 +440,15 @@ def _cmd_prefetch(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.results import iter_results
 
-    records = [record for _, record in iter_results(args.results)]
+    skipped: list[tuple[Path, str]] = []
+    records = [record for _, record in iter_results(args.results, skipped)]
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
     if not records:
         raise HarnessError(
-            f"no result files under {args.results!r}; run `python -m harness run` first or pass --results DIR"
+            f"no valid result files under {args.results!r}"
+            + (f" ({len(skipped)} skipped, named above)" if skipped else "")
+            + "; run `python -m harness run` first or pass --results DIR"
         )
     if args.report_command == "plot":
         from harness.plots import X_AXES, write_plots
@@ -476,7 +481,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.report_command == "match":
         from harness.report import match_scores
 
-        reference = [record for _, record in iter_results(args.reference)]
+        missed: list[tuple[Path, str]] = []
+        reference = [record for _, record in iter_results(args.reference, missed)]
+        for path, why in missed:
+            print(f"skipped {path}: {why}", file=sys.stderr)
         lines, matched = match_scores(records, reference, args.tolerance)
         print("\n".join(lines))
         return 0 if matched else 1

@@ -50,19 +50,37 @@ def read_result(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(handle)
 
 
-def iter_results(root: str | os.PathLike) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Every schema-1 result file under `root`, in path order (other JSON files are ignored)."""
+def iter_results(
+    root: str | os.PathLike, skipped: list[tuple[Path, str]] | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every schema-1 result file under `root`, in path order. JSON files that are not result
+    files (no `schema_version`: configs, logs) are passed over; a file that cannot be read or
+    parsed, or has a schema_version this harness does not know, is appended to `skipped` with
+    the reason, so a report can name it."""
     for path in sorted(Path(root).rglob("*.json")):
         try:
             record = read_result(path)
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError) as exc:
+            if skipped is not None:
+                skipped.append((path, f"cannot be read ({exc})"))
             continue
-        if (
-            isinstance(record, dict)
-            and record.get("schema_version") == SCHEMA_VERSION
-            and "budgets" in record
-        ):
-            yield path, record
+        except json.JSONDecodeError as exc:
+            if skipped is not None:
+                skipped.append((path, f"is not valid JSON (truncated?): {exc}"))
+            continue
+        if not isinstance(record, dict) or "schema_version" not in record:
+            continue
+        if record.get("schema_version") != SCHEMA_VERSION or "budgets" not in record:
+            if skipped is not None:
+                skipped.append(
+                    (
+                        path,
+                        f"has schema_version {record.get('schema_version')!r}; this harness reads "
+                        f"{SCHEMA_VERSION}",
+                    )
+                )
+            continue
+        yield path, record
 
 
 @functools.lru_cache(maxsize=1)

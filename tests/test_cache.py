@@ -79,7 +79,7 @@ def test_shards_follow_content_not_position(tmp_path):
     assert encoder.calls == [("query", 3)]  # the first shard is reused, the edited one is not
 
 
-ENCODER_SOURCE = '''
+ENCODER_SOURCE = """
 import torch
 from harness.budgets import Budget
 from harness.multivectors import MultiVectors
@@ -99,7 +99,7 @@ class Encoder:
 
 def make():
     return Encoder()
-'''
+"""
 
 
 def _write_encoder(folder, salt, value="1.0"):

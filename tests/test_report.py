@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import pytest
 
 from harness.aggregate import benchmark_tables
 from harness.plots import curve_points, pareto, plot_curves
 from harness.report import leaderboard, render
+
+EXAMPLES = Path(__file__).parent / "data" / "example_results"
 
 
 def record(model, task, rows, benchmark="toy", category=None, split=None):
@@ -228,3 +232,34 @@ def test_curves_carry_bootstrap_bands_when_per_query_scores_exist():
     assert len(bands) == 1  # the one multi-budget model on task a; points get error bars
     lower = bands[0].get_paths()[0].vertices[:, 1].min()
     assert 30.0 < lower < 50.0
+
+
+def test_reports_name_each_broken_result_file_and_fail_when_none_is_valid(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "truncated.json").write_text('{"schema_version": 1, "budg')
+    (tmp_path / "m" / "future.json").write_text('{"schema_version": 7, "budgets": []}')
+    (tmp_path / "m" / "train_config.json").write_text('{"steps": 3}')  # not a result: ignored
+
+    def report(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "harness", "report", *args, "--results", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for args in (["table"], ["plot"], ["compare", "a @ 1x1", "b @ 1x1"]):
+        out = report(*args)
+        assert out.returncode == 1, out.stderr
+        assert "truncated.json: is not valid JSON" in out.stderr
+        assert "future.json: has schema_version 7" in out.stderr
+        assert "train_config.json" not in out.stderr
+        assert "no valid result files" in out.stderr
+    good = json.loads((EXAMPLES / "test-hash" / "toy-corpus.json").read_text())
+    (tmp_path / "m" / "good.json").write_text(json.dumps(good))
+    out = report("table", "--no-reported")
+    assert out.returncode == 0 and "| test-hash @ " in out.stdout
+    assert "skipped" in out.stderr and "truncated.json" in out.stderr
