@@ -55,6 +55,14 @@ def canonical_name(name: str) -> str:
     return MPNET if name in MPNET_NAMES and not os.path.isdir(name) else name
 
 
+def int_option(name: str, value: Any) -> int:
+    """A whole-number model argument, or a usage error that names it (`max_length=abc`)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"--model-args {name}= takes a whole number, got {value!r}") from None
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
@@ -178,7 +186,11 @@ class TextBackbone(Backbone):
         self.hidden_size = int(config.hidden_size)
         self.max_positions = _max_positions(config, self.model)
         # sentence-transformers models declare the length they were trained with (256 for MiniLM)
-        self.max_length = int(max_length or _sentence_transformers_max_length(path) or 512)
+        self.max_length = (
+            int_option("max_length", max_length)
+            if max_length
+            else int(_sentence_transformers_max_length(path) or 512)
+        )
         self.max_length = min(
             self.max_length, int(getattr(self.tokenizer, "model_max_length", 10**6) or 10**6)
         )
@@ -299,8 +311,10 @@ class QwenVLBackbone(Backbone):
         ip = self.image_processor
         self.merge = int(getattr(ip, "merge_size", 2))
         patch = int(getattr(ip, "patch_size", 14)) * self.merge
-        self.max_pixels = int(max_visual_tokens) * patch * patch
-        self.min_pixels = min(int(min_visual_tokens) * patch * patch, self.max_pixels)
+        self.max_pixels = int_option("max_visual_tokens", max_visual_tokens) * patch * patch
+        self.min_pixels = min(
+            int_option("min_visual_tokens", min_visual_tokens) * patch * patch, self.max_pixels
+        )
         ip.size = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
         for attribute in (
             "max_pixels",

@@ -17,6 +17,7 @@ import torch
 from baselines.backbones import (
     Backbone,
     bound_image,
+    int_option,
     resolve_device,
     resolve_dtype,
     resolve_model_path,
@@ -200,7 +201,7 @@ class ColVision:
         if max_visual_tokens and hasattr(self.processor, "image_processor"):
             ip = self.processor.image_processor
             patch = getattr(ip, "patch_size", 14) * getattr(ip, "merge_size", 2)
-            ip.max_pixels = int(max_visual_tokens) * patch * patch
+            ip.max_pixels = int_option("max_visual_tokens", max_visual_tokens) * patch * patch
         self.pool_factor = int(pool_factor)
         dim = int(getattr(self.model.config, "embedding_dim", 128))
         self._card = ModelCard(

@@ -28,6 +28,7 @@ from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings
 from harness.protocol import Encoder, Item
+from harness.results import public_mode
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        os.chmod(tmp, public_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

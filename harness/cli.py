@@ -60,6 +60,19 @@ def _size(text: str) -> int:
     return value
 
 
+def _names(value: str | None, flag: str, default: Sequence[str] | None) -> list[str] | None:
+    """A comma list from a flag; the default when the flag is absent, a usage error when it is
+    given but empty (`--tasks ''` must not quietly run the default suite)."""
+    from harness.registry import split_names
+
+    if value is None:
+        return list(default) if default is not None else None
+    names = split_names(value)
+    if not names:
+        raise UsageError(f"{flag} is empty; name at least one, or leave the flag out")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness",
@@ -69,9 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress details and full tracebacks"
     )
+    # -v is accepted after the verb too (`run -v`); SUPPRESS keeps the top-level value otherwise.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="evaluate models on tasks at token budgets")
+    run = sub.add_parser("run", parents=[verbose], help="evaluate models on tasks at token budgets")
     run.add_argument(
         "--model",
         "--models",
@@ -153,12 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write TREC run files (<output>/<model>/runs/<task>.<budget>.trec)",
     )
 
-    lst = sub.add_parser("list", help="list tasks, groups or models")
+    lst = sub.add_parser("list", parents=[verbose], help="list tasks, groups or models")
     lst.add_argument("what", choices=["tasks", "groups", "models"])
 
-    report = sub.add_parser("report", help="tables from result files")
+    report = sub.add_parser("report", parents=[verbose], help="tables from result files")
     rsub = report.add_subparsers(dest="report_command", required=True)
-    table = rsub.add_parser("table", help="leaderboard table")
+    table = rsub.add_parser("table", parents=[verbose], help="leaderboard table")
     table.add_argument(
         "--results", default=DEFAULT_OUTPUT, help=f"results directory (default: {DEFAULT_OUTPUT})"
     )
@@ -176,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     train = sub.add_parser(
-        "train", help="train MetaEmbed (MMR) or a baseline under the same settings"
+        "train",
+        parents=[verbose],
+        help="train MetaEmbed (MMR) or a baseline under the same settings",
     )
     train.add_argument(
         "--config",
@@ -191,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", default=None)
 
     cmp = rsub.add_parser(
-        "compare", help="paired test of two `model @ budget` rows on their common tasks"
+        "compare",
+        parents=[verbose],
+        help="paired test of two `model @ budget` rows on their common tasks",
     )
     cmp.add_argument("a", help="e.g. 'metaembed-mini @ 16x64'")
     cmp.add_argument("b", help="e.g. 'metaembed-mini @ 1x1'")
@@ -199,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--format", default="md", choices=["md", "csv", "html", "latex"])
 
     claims = rsub.add_parser(
-        "claims", help="a study's claims: paired tests across seeds, Holm-corrected"
+        "claims",
+        parents=[verbose],
+        help="a study's claims: paired tests across seeds, Holm-corrected",
     )
     claims.add_argument("spec", help="claim file (TOML), e.g. results/libdocs/claims.toml")
     claims.add_argument("--results", default=DEFAULT_OUTPUT)
@@ -212,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     match = rsub.add_parser(
-        "match", help="do the scores under --results match those of a reference folder?"
+        "match",
+        parents=[verbose],
+        help="do the scores under --results match those of a reference folder?",
     )
     match.add_argument("reference", help="results folder to compare with")
     match.add_argument("--results", default=DEFAULT_OUTPUT)
@@ -220,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=0.005, help="largest |difference| of a score in [0, 1]"
     )
 
-    plot = rsub.add_parser("plot", help="quality-versus-cost plots")
+    plot = rsub.add_parser("plot", parents=[verbose], help="quality-versus-cost plots")
     plot.add_argument(
         "--results", default=DEFAULT_OUTPUT, help=f"results directory (default: {DEFAULT_OUTPUT})"
     )
@@ -231,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default=None, help="folder for the PNG and SVG files (default: RESULTS/plots)"
     )
 
-    fetch = sub.add_parser("prefetch", help="download dataset snapshots for offline runs")
+    fetch = sub.add_parser(
+        "prefetch", parents=[verbose], help="download dataset snapshots for offline runs"
+    )
     fetch.add_argument("--tasks", required=True, help="comma list of tasks or groups")
     fetch.add_argument("--data-dir", required=True, help="where snapshots go, as DIR/<org>/<name>")
     return parser
@@ -372,12 +400,12 @@ def _cmd_list(what: str) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from harness.config import RunConfig
     from harness.evaluation import run
-    from harness.registry import parse_model_args, split_names
+    from harness.registry import parse_model_args
 
     config = RunConfig(
-        models=split_names(args.models) if args.models else list(DEFAULT_MODELS),
-        tasks=split_names(args.tasks) if args.tasks else list(DEFAULT_TASKS),
-        budgets=split_names(args.budgets) if args.budgets else None,
+        models=_names(args.models, "--model", DEFAULT_MODELS),
+        tasks=_names(args.tasks, "--tasks", DEFAULT_TASKS),
+        budgets=_names(args.budgets, "--budgets", None),
         model_args=parse_model_args(args.model_args),
         output=args.output,
         cache_dir=args.cache_dir,
@@ -454,7 +482,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from harness.plots import X_AXES, write_plots
 
         axes = list(X_AXES) if args.x == "all" else [args.x]
-        for path in write_plots(records, args.output or f"{args.results}/plots", axes):
+        folder = args.output or f"{args.results}/plots"
+        try:
+            written = write_plots(records, folder, axes)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot write plots to {folder} ({exc.strerror or exc}); choose another --output"
+            ) from exc
+        for path in written:
             print(path)
         return 0
     if args.report_command == "compare":
@@ -472,11 +507,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         from harness.report import render
 
         tests = run_claims(args.spec, records, partial=args.partial)
-        text = render(*claim_rows(tests), args.format)
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            print(text, end="")
+        _emit(render(*claim_rows(tests), args.format), args.output)
         return 0
     if args.report_command == "match":
         from harness.report import match_scores
@@ -488,13 +519,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
         lines, matched = match_scores(records, reference, args.tolerance)
         print("\n".join(lines))
         return 0 if matched else 1
-    text = _tables(records, args.format, reported=not args.no_reported, ci=args.ci)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        print(text, end="")
+    _emit(_tables(records, args.format, reported=not args.no_reported, ci=args.ci), args.output)
     return 0
+
+
+def _emit(text: str, output: str | None) -> None:
+    """Print, or write to --output with one clear error when that place is not writable."""
+    if not output:
+        print(text, end="")
+        return
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write {output} ({exc.strerror or exc}); choose another --output"
+        ) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

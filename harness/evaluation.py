@@ -600,6 +600,20 @@ def size_check(spec: TaskSpec, data: TaskData) -> dict[str, Any]:
     }
 
 
+def _read_stored(path: Path) -> dict[str, Any] | None:
+    """A finished result to build on, or None (recomputed) when the file is unreadable or
+    truncated: such a file is named and replaced, never loaded."""
+    try:
+        stored = read_result(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s is not a readable result file (%s); recomputing it", path, exc)
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("budgets"), list):
+        log.warning("%s is not a result file of this harness; recomputing it", path)
+        return None
+    return stored
+
+
 def _compatible(
     stored: dict[str, Any], record_model_args: dict[str, Any], spec: TaskSpec, config: RunConfig
 ) -> str | None:
@@ -706,7 +720,8 @@ def _run_task(
         # Rank 0 reads the stored result and tells the others which budgets remain.
         plan = [b.label for b in budgets]
         if path.exists() and not config.overwrite:
-            stored = read_result(path)
+            stored = _read_stored(path)
+        if stored is not None:
             why = _compatible(stored, card.args, spec, config)
             if why is not None:
                 plan = UsageError(

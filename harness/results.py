@@ -28,6 +28,13 @@ def result_path(output: str | os.PathLike, model_name: str, task_name: str) -> P
     return Path(output) / safe_name(model_name) / f"{safe_name(task_name)}.json"
 
 
+def public_mode() -> int:
+    """The mode a plain `open()` would give a new file under the current umask (0644 usually)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
     path = Path(path)
@@ -39,6 +46,7 @@ def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, public_mode())  # mkstemp makes 0600; results are shared like any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

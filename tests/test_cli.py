@@ -132,7 +132,7 @@ def test_runtime_failure_exits_1_and_keeps_finished_tasks(tmp_path):
         *base_args(tmp_path),
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: model 'test-nan' produced NaN")
+    assert result.stderr.startswith("error: task toy-corpus: model 'test-nan' produced NaN")
     assert (tmp_path / "out" / "test-nan" / "toy-lists.json").exists()
 
 
@@ -172,7 +172,7 @@ def test_report_table_formats(tmp_path, fmt):
 
 def test_report_without_results_exits_1(tmp_path):
     result = cli("report", "table", "--results", str(tmp_path / "nothing"))
-    assert result.returncode == 1 and "no result files" in result.stderr
+    assert result.returncode == 1 and "no valid result files" in result.stderr
 
 
 def test_metaembed_mini_runs_end_to_end_offline(tmp_path):
@@ -191,3 +191,52 @@ def test_metaembed_mini_runs_end_to_end_offline(tmp_path):
     )
     record = json.loads((tmp_path / "out" / "metaembed-mini" / "toy-lists.json").read_text())
     assert record["model"]["dim"] == 384 and len(record["budgets"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["run", "--tasks", "", "--model", "test-hash"], 2, "--tasks is empty"),
+        (["run", "--model", "", "--tasks", "toy_tasks:CORPUS"], 2, "--model is empty"),
+        (
+            ["run", "--model", "single-mean", "--model-args", "max_length=abc"],
+            2,
+            "max_length= takes a whole number, got 'abc'",
+        ),
+        (["report", "table", "--output", "/proc/x/t.md"], 1, "cannot write /proc/x/t.md"),
+    ],
+)
+def test_bad_invocations_give_one_line_and_the_right_exit_code(tmp_path, args, code, message):
+    if args[0] == "report":
+        args = [*args, "--results", str(TESTS / "data" / "example_results")]
+    else:
+        args = [*args, *base_args(tmp_path)]
+    out = cli(*args, env_extra={"HF_HUB_OFFLINE": "1"})
+    assert out.returncode == code, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "out" / "test-hash").exists()
+
+
+def test_verbose_is_accepted_after_the_verb():
+    out = cli("list", "groups", "-v")
+    assert out.returncode == 0 and "libdocs-quick" in out.stdout
+
+
+def test_a_corrupt_result_in_the_output_folder_is_named_and_recomputed(tmp_path):
+    args = ["run", "--model", "test-hash", "--tasks", "toy_tasks:CORPUS", *base_args(tmp_path)]
+    assert cli(*args).returncode == 0
+    path = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    good = json.loads(path.read_text())
+    path.write_text(path.read_text()[:100])  # truncated
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert str(path) in again.stderr and "recomputing" in again.stderr
+    fixed = json.loads(path.read_text())
+    assert [b["main_score"] for b in fixed["budgets"]] == [b["main_score"] for b in good["budgets"]]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
