@@ -600,6 +600,15 @@ def size_check(spec: TaskSpec, data: TaskData) -> dict[str, Any]:
     }
 
 
+def _remove_empty_folders(root: Path) -> None:
+    """Remove `root` and its subfolders when no file at all is under them."""
+    if not root.is_dir() or any(p.is_file() for p in root.rglob("*")):
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        folder.rmdir()
+    root.rmdir()
+
+
 def _read_stored(path: Path) -> dict[str, Any] | None:
     """A finished result to build on, or None (recomputed) when the file is unreadable or
     truncated: such a file is named and replaced, never loaded."""
@@ -670,6 +679,7 @@ def run(
             "a distributed run exchanges embeddings through the cache; drop --no-cache "
             "(and give every rank the same --cache-dir on a shared filesystem)"
         )
+    fresh_output = not Path(config.output).exists()
     output = check_writable(config.output, "output")
     cache_root = (
         None
@@ -696,6 +706,10 @@ def run(
                 if record is not None:
                     records.append(record)
         dist.barrier()
+    except BaseException:
+        if fresh_output and dist.is_main:
+            _remove_empty_folders(output)  # a failed run leaves no empty output behind
+        raise
     finally:
         distributed.finish(joined)
     return records

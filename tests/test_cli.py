@@ -240,3 +240,10 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_failed_run_leaves_no_empty_output_folder(tmp_path):
+    args = ["run", "--model", "toy_models:NaNEncoder", "--tasks", "toy_tasks:CORPUS"]
+    out = cli(*args, *base_args(tmp_path))
+    assert out.returncode == 1 and "NaN" in out.stderr
+    assert not (tmp_path / "out").exists()
