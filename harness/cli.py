@@ -188,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave out the published numbers (results/reported/)",
     )
     table.add_argument(
+        "--include-partial",
+        action="store_true",
+        help="count partial results (--limit runs, datasets of another size) in means and aggregates",
+    )
+    table.add_argument(
         "--ci",
         action="store_true",
         help="show each score ± the half-width of its 95%% bootstrap interval",
@@ -440,13 +445,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tables(records: list[dict], fmt: str, reported: bool = False, ci: bool = False) -> str:
-    """The leaderboard, then each benchmark's aggregate table present in the records."""
+def _tables(
+    records: list[dict],
+    fmt: str,
+    reported: bool = False,
+    ci: bool = False,
+    include_partial: bool = False,
+) -> str:
+    """The leaderboard, then each benchmark's aggregate table present in the records. Partial
+    results are marked and, unless `include_partial`, kept out of means and aggregates."""
     from harness.aggregate import benchmark_tables
-    from harness.report import leaderboard, render
+    from harness.report import PARTIAL_MARK, leaderboard, render
+    from harness.results import partial_reason
 
-    parts = [render(*leaderboard(records, ci=ci), fmt)]
-    for title, header, rows in benchmark_tables(records, reported=reported):
+    parts = [render(*leaderboard(records, ci=ci, include_partial=include_partial), fmt)]
+    reasons = sorted({why for r in records if (why := partial_reason(r)) is not None})
+    if reasons:
+        note = (
+            f"{PARTIAL_MARK.strip()} partial ({'; '.join(reasons)}): not comparable with full runs"
+            + ("" if include_partial else "; left out of means and aggregates")
+        )
+        parts.append({"md": f"\n{note}\n", "html": f"<p>{note}</p>\n"}.get(fmt, f"\n# {note}\n"))
+    full = records if include_partial else [r for r in records if partial_reason(r) is None]
+    for title, header, rows in benchmark_tables(full, reported=reported):
         heading = {
             "md": f"\n### {title}\n\n",
             "csv": f"\n# {title}\n",
@@ -519,7 +540,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         lines, matched = match_scores(records, reference, args.tolerance)
         print("\n".join(lines))
         return 0 if matched else 1
-    _emit(_tables(records, args.format, reported=not args.no_reported, ci=args.ci), args.output)
+    text = _tables(
+        records,
+        args.format,
+        reported=not args.no_reported,
+        ci=args.ci,
+        include_partial=args.include_partial,
+    )
+    _emit(text, args.output)
     return 0
 
 

@@ -42,16 +42,26 @@ def _score_cell(row: dict[str, Any], ci: bool) -> str:
     return text
 
 
+PARTIAL_MARK = " †"
+
+
 def leaderboard(
-    records: Iterable[dict[str, Any]], ci: bool = False
+    records: Iterable[dict[str, Any]], ci: bool = False, include_partial: bool = False
 ) -> tuple[list[str], list[list[str]]]:
     """Rows `model @ budget`; a column per task (main score x100), the mean, and cost columns.
 
     The mean is over the tasks a row has; when a row lacks some task its mean is marked with
     the coverage, e.g. `61.20 (3/4)`, so an incomplete average is never mistaken for a full one.
-    With `ci`, each score carries the half-width of its 95% bootstrap interval over queries.
+    A partial result (`--limit`, a dataset of another size) is marked ` †` and left out of the
+    mean unless `include_partial`. With `ci`, each score carries the half-width of its 95%
+    bootstrap interval over queries.
     """
+    from harness.results import partial_reason
+
     records = list(records)
+    partial = {
+        (r["model"]["name"], r["task"]["name"]) for r in records if partial_reason(r) is not None
+    }
     tasks = sorted({r["task"]["name"] for r in records})
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     order: list[tuple[str, str, tuple[float, float]]] = []
@@ -78,10 +88,15 @@ def leaderboard(
     rows = []
     for model, label, _ in order:
         found = cells[(model, label)]
-        scores = [100.0 * found[t]["main_score"] for t in tasks if t in found]
-        mean = sum(scores) / len(scores)
+        counted = [
+            t for t in tasks if t in found and (include_partial or (model, t) not in partial)
+        ]
+        scores = [100.0 * found[t]["main_score"] for t in counted]
+        mean = sum(scores) / len(scores) if scores else None
         mean_cell = (
-            f"{mean:.2f}"
+            MISSING
+            if mean is None
+            else f"{mean:.2f}"
             if len(scores) == len(tasks)
             else f"{mean:.2f} ({len(scores)}/{len(tasks)})"
         )
@@ -93,7 +108,12 @@ def leaderboard(
         rows.append(
             [
                 f"{model} @ {label}",
-                *[_score_cell(found[t], ci) if t in found else MISSING for t in tasks],
+                *[
+                    _score_cell(found[t], ci) + (PARTIAL_MARK if (model, t) in partial else "")
+                    if t in found
+                    else MISSING
+                    for t in tasks
+                ],
                 mean_cell,
                 f"{avg('vectors_per_candidate'):.1f}",
                 f"{avg('index_bytes_per_candidate'):,.0f}",

@@ -53,6 +53,18 @@ def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:
         raise
 
 
+def partial_reason(record: dict[str, Any]) -> str | None:
+    """Why a result is not comparable with full runs of its task, or None: a `--limit` run, or a
+    dataset whose loaded size differs from the published one."""
+    limit = (record.get("config") or {}).get("limit")
+    if limit:
+        return f"limited to {limit} queries"
+    check = record.get("task", {}).get("size_check") or {}
+    if check.get("official_size") is False:
+        return "dataset size differs from the published one"
+    return None
+
+
 def read_result(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

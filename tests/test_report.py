@@ -263,3 +263,26 @@ def test_reports_name_each_broken_result_file_and_fail_when_none_is_valid(tmp_pa
     out = report("table", "--no-reported")
     assert out.returncode == 0 and "| test-hash @ " in out.stdout
     assert "skipped" in out.stderr and "truncated.json" in out.stderr
+
+
+def test_partial_results_are_marked_and_kept_out_of_means_and_aggregates():
+    from harness.cli import _tables
+
+    full = record("m", "a", [("1x1", 1, 1, 0.60)], benchmark="vidore-v1")
+    limited = record("m", "b", [("1x1", 1, 1, 0.90)], benchmark="vidore-v1")
+    limited["config"] = {"limit": 2}
+    resized = record("n", "a", [("1x1", 1, 1, 0.75)], benchmark="vidore-v1")
+    resized["task"]["size_check"] = {"expected": {}, "loaded": {}, "official_size": False}
+    header, rows = leaderboard([full, limited, resized])
+    by_row = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert by_row["m @ 1x1"]["b"] == "90.00 †" and by_row["m @ 1x1"]["a"] == "60.00"
+    assert by_row["m @ 1x1"]["mean"] == "60.00 (1/2)"  # the partial score is not averaged in
+    assert by_row["n @ 1x1"]["a"] == "75.00 †" and by_row["n @ 1x1"]["mean"] == "-"
+    header, rows = leaderboard([full, limited], include_partial=True)
+    assert rows[0][header.index("mean")] == "75.00"
+    text = _tables([full, limited, resized], "md")
+    assert "† partial (dataset size differs from the published one; limited to 2 queries)" in text
+    aggregate = text.split("### ViDoRe v1")[1]
+    assert "| m @ 1x1 |" in aggregate and "| n @ 1x1 |" not in aggregate  # n: partial only
+    counted = _tables([full, limited, resized], "md", include_partial=True)
+    assert "| n @ 1x1 |" in counted.split("### ViDoRe v1")[1]
