@@ -313,8 +313,13 @@ def get_tasks(names: str | Sequence[str | TaskSpec]) -> list[TaskSpec]:
         elif ":" in name:
             obj = import_target(name)
             obj = obj() if callable(obj) and not isinstance(obj, TaskSpec) else obj
-            found = [obj] if isinstance(obj, TaskSpec) else list(obj)
-            if not all(isinstance(s, TaskSpec) for s in found):
+            if isinstance(obj, TaskSpec):
+                found = [obj]
+            elif isinstance(obj, list | tuple):
+                found = list(obj)
+            else:
+                found = [obj]
+            if not found or not all(isinstance(s, TaskSpec) for s in found):
                 raise UsageError(f"{name!r} is neither a TaskSpec nor a list of them")
         else:
             raise UsageError(f"unknown task or group {name!r}{_suggest(name, [*specs, *GROUPS])}")

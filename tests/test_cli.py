@@ -198,6 +198,7 @@ def test_metaembed_mini_runs_end_to_end_offline(tmp_path):
     [
         (["run", "--tasks", "", "--model", "test-hash"], 2, "--tasks is empty"),
         (["run", "--model", "", "--tasks", "toy_tasks:CORPUS"], 2, "--model is empty"),
+        (["run", "--tasks", "os:path", "--model", "test-hash"], 2, "neither a TaskSpec"),
         (
             ["run", "--model", "single-mean", "--model-args", "max_length=abc"],
             2,
