@@ -128,27 +128,37 @@ def read_rows(
 
     rows: list[dict[str, Any]] = []
     for path in files:
-        try:
-            names = set(pq.read_schema(path).names)
-        except Exception as exc:
-            raise HarnessError(
-                f"{path} is not a readable parquet file ({exc}); fetch it again with prefetch"
-            ) from exc
+        names = parquet_columns(path)
         for column in required:
             if column not in names:
                 raise HarnessError(
                     f"{path} has no column {column!r} (it has {', '.join(sorted(names))})"
                 )
         columns = [c for c in (*required, *optional) if c in names]
-        rows.extend(pq.read_table(path, columns=columns).to_pylist())
+        try:
+            rows.extend(pq.read_table(path, columns=columns).to_pylist())
+        except Exception as exc:  # pyarrow raises several types for damaged data pages
+            raise HarnessError(
+                f"{path} is not a readable parquet file ({exc}); fetch it again with prefetch"
+            ) from exc
     return rows
+
+
+def parquet_columns(path: Path) -> set[str]:
+    """The column names of a parquet file, or an error naming the file when it is not one."""
+    import pyarrow.parquet as pq
+
+    try:
+        return set(pq.read_schema(path).names)
+    except Exception as exc:  # pyarrow raises several types for files that are not parquet
+        raise HarnessError(
+            f"{path} is not a readable parquet file ({exc}); fetch it again with prefetch"
+        ) from exc
 
 
 def pick_column(files: Sequence[Path], *choices: str) -> str:
     """The first of `choices` present in the files' schema (datasets spell ids `query-id` or `query_id`)."""
-    import pyarrow.parquet as pq
-
-    names = set(pq.read_schema(files[0]).names)
+    names = parquet_columns(files[0])
     for choice in choices:
         if choice in names:
             return choice

@@ -209,6 +209,19 @@ def test_missing_column_names_column_and_file(tmp_path):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("damage", ["not parquet at all", "truncated"])
+def test_a_damaged_parquet_file_is_named(tmp_path, damage):
+    spec = get_tasks("vidore-v1-qa-infovqa")[0]
+    repo = tmp_path / "data" / spec.dataset.path
+    fx.write_qa(repo, [("red", "red", "r.png"), ("blue", "blue", "b.png")])
+    path = repo / "data" / "test-00000-of-00001.parquet"
+    data = path.read_bytes()
+    path.write_bytes(b"<html>rate limited</html>" if damage == "not parquet at all" else data[:-40])
+    with pytest.raises(HarnessError, match="is not a readable parquet file") as info:
+        spec.load(tmp_path / "data")
+    assert str(path) in str(info.value) and "prefetch" in str(info.value)
+
+
 def test_no_snapshot_and_no_network_names_dataset_and_prefetch(tmp_path):
     spec = get_tasks("vidore-v2-esg")[0]
     with pytest.raises(HarnessError) as info:
