@@ -2,7 +2,8 @@
 and a Holm correction over every test of the study.
 
 A claim file (TOML) names systems, a system being one model trained with several seeds (a
-list of model names) or one untrained model, and lists claims, each a set of comparisons
+list of model names, in seed order) or one untrained model (`single_seed_trained` lists the
+one-model systems that rest on a single random draw), and lists claims, each a set of comparisons
 `A @ budget` > `B @ budget` on the given tasks, or a difference of two such gaps (`A - B` > `C -
 D`: "the gain grows with model size"). For each comparison and task:
 
@@ -61,14 +62,25 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 class Scores:
-    """Per-query main scores by (model, task, budget label), read from result records."""
+    """Per-query main scores by (model, task, budget label), read from result records. Partial
+    results (`--limit`, datasets of another size) are left out; a row found twice is an error,
+    since which copy to test would be a guess."""
 
     def __init__(self, records: list[dict[str, Any]]):
+        from harness.results import partial_reason
+
         self.table: dict[tuple[str, str, str], dict[str, float]] = {}
         for record in records:
+            if partial_reason(record) is not None:
+                continue
             for row in record["budgets"]:
                 if row.get("per_query"):
                     key = (record["model"]["name"], record["task"]["name"], row["label"])
+                    if key in self.table:
+                        raise UsageError(
+                            f"{key[0]} @ {key[2]} on {key[1]} appears twice under --results; "
+                            f"point --results at one copy"
+                        )
                     self.table[key] = row["per_query"]
 
     def get(self, model: str, task: str, label: str) -> dict[str, float]:
@@ -92,33 +104,53 @@ def _side(spec: str, systems: dict[str, list[str]]) -> tuple[list[str], str]:
     return systems[name], label
 
 
-def _available(scores: Scores, task: str, models: list[str], label: str, partial: bool):
-    """The runs of a system's models; with `partial`, only those already run (seeds still
-    training are left out), else every one or an error naming the missing run."""
-    if not partial:
-        return [scores.get(m, task, label) for m in models]
-    return [scores.get(m, task, label) for m in models if scores.has(m, task, label)]
-
-
-def _gap(
-    scores: Scores, task: str, a: str, b: str, systems, partial: bool = False
-) -> tuple[dict[str, float], list]:
-    """Per-query (mean over seeds of A) - (mean over seeds of B), and the per-seed runs."""
-    (models_a, label_a), (models_b, label_b) = _side(a, systems), _side(b, systems)
-    runs_a = _available(scores, task, models_a, label_a, partial)
-    runs_b = _available(scores, task, models_b, label_b, partial)
-    if not runs_a or not runs_b:
-        return {}, []
-    common = sorted(set.intersection(*(set(r) for r in runs_a + runs_b)))
-    gap = {
-        q: float(np.mean([r[q] for r in runs_a]) - np.mean([r[q] for r in runs_b])) for q in common
+def _runs(scores: Scores, task: str, models: list[str], label: str, partial: bool):
+    """{seed index: per-query scores} of a system (its list order is the seed order); with
+    `partial`, only the seeds already run, else every one or an error naming the missing run."""
+    return {
+        i: scores.get(m, task, label)
+        for i, m in enumerate(models)
+        if not partial or scores.has(m, task, label)
     }
-    pairs = (
-        list(zip(runs_a, runs_b, strict=True))
-        if len(runs_a) == len(runs_b)
-        else [(x, y) for x in runs_a for y in runs_b]
-    )
-    return gap, pairs
+
+
+def _seed_gaps(
+    scores: Scores, task: str, a: str, b: str, systems, partial: bool
+) -> tuple[dict[int, dict[str, float]], bool]:
+    """{seed: per-query A - B}, pairing seed i of A with seed i of B (a one-model system is set
+    against every seed of the other), and whether any side has seeds at all."""
+    (models_a, label_a), (models_b, label_b) = _side(a, systems), _side(b, systems)
+    runs_a = _runs(scores, task, models_a, label_a, partial)
+    runs_b = _runs(scores, task, models_b, label_b, partial)
+    if len(models_a) == len(models_b):
+        seeds = sorted(set(runs_a) & set(runs_b))
+        pairs = {s: (runs_a[s], runs_b[s]) for s in seeds}
+    elif len(models_b) == 1:
+        pairs = {s: (run, runs_b[0]) for s, run in runs_a.items() if 0 in runs_b}
+    elif len(models_a) == 1:
+        pairs = {s: (runs_a[0], run) for s, run in runs_b.items() if 0 in runs_a}
+    else:
+        raise UsageError(
+            f"{a!r} and {b!r} list {len(models_a)} and {len(models_b)} seeds; pair equal lists, "
+            f"or one model against a list"
+        )
+    gaps = {s: {q: x[q] - y[q] for q in set(x) & set(y)} for s, (x, y) in pairs.items()}
+    return gaps, max(len(models_a), len(models_b)) > 1
+
+
+def _combine(
+    left: dict[int, dict[str, float]], right: dict[int, dict[str, float]], seeded: tuple[bool, bool]
+) -> dict[int, dict[str, float]]:
+    """Seed by seed left - right; a seedless side (untrained or one-model systems) is set
+    against every seed of the other."""
+    if seeded[0] and seeded[1]:
+        keys = sorted(set(left) & set(right))
+        pairs = {s: (left[s], right[s]) for s in keys}
+    elif seeded[0]:
+        pairs = {s: (gap, right[0]) for s, gap in left.items() if 0 in right}
+    else:
+        pairs = {s: (left[0], gap) for s, gap in right.items() if 0 in left}
+    return {s: {q: x[q] - y[q] for q in set(x) & set(y)} for s, (x, y) in pairs.items()}
 
 
 def run_claims(
@@ -132,34 +164,32 @@ def run_claims(
         k: [v] if isinstance(v, str) else list(v) for k, v in spec.get("systems", {}).items()
     }
     single = set(spec.get("single_seed_trained", []))
-    untrained = set(spec.get("untrained", []))
     scores = Scores(records)
     tests: list[Test] = []
     for claim in spec.get("claims", []):
         for comparison in claim["comparisons"]:
             for task in claim.get("tasks", spec.get("tasks", [])):
-                gap, pairs = _gap(scores, task, comparison[0], comparison[1], systems, partial)
+                gaps, seeded = _seed_gaps(
+                    scores, task, comparison[0], comparison[1], systems, partial
+                )
                 label = f"{comparison[0]} > {comparison[1]}"
                 if len(comparison) == 4:  # a difference of two gaps
-                    other, other_pairs = _gap(
+                    other, other_seeded = _seed_gaps(
                         scores, task, comparison[2], comparison[3], systems, partial
                     )
-                    gap = {q: gap[q] - other[q] for q in sorted(set(gap) & set(other))}
+                    gaps = _combine(gaps, other, (seeded, other_seeded))
+                    seeded = seeded or other_seeded
                     label = (
                         f"({comparison[0]} - {comparison[1]}) > ({comparison[2]} - {comparison[3]})"
                     )
-                    per_seed = [
-                        _mean_gap(x, y) - _mean_gap(u, v)
-                        for (x, y) in pairs
-                        for (u, v) in other_pairs
-                    ]
-                else:
-                    per_seed = [_mean_gap(x, y) for x, y in pairs]
-                if not gap:
+                queries = sorted(set.intersection(*(set(g) for g in gaps.values()))) if gaps else []
+                if not queries:
                     continue  # not run yet (partial)
-                zero = dict.fromkeys(gap, 0.0)
-                result = paired(gap, zero)
-                names = {n for side in comparison for n in [side.partition("@")[0].strip()]}
+                # Per query, the gap averaged over the paired seeds; tested over queries.
+                gap = {q: float(np.mean([g[q] for g in gaps.values()])) for q in queries}
+                result = paired(gap, dict.fromkeys(gap, 0.0))
+                per_seed = [float(np.mean([gaps[s][q] for q in queries])) for s in sorted(gaps)]
+                names = {side.partition("@")[0].strip() for side in comparison}
                 tests.append(
                     Test(
                         claim=claim["id"],
@@ -171,19 +201,13 @@ def run_claims(
                         ci_high=result["ci_high"],
                         p_value=result["p_value"],
                         per_seed=per_seed,
-                        single_seed=bool(names & single)
-                        or (len(pairs) == 1 and not names <= untrained),
+                        single_seed=bool(names & single) or (seeded and len(gaps) == 1),
                     )
                 )
     for test, adjusted in zip(tests, holm([t.p_value for t in tests]), strict=True):
         test.p_holm = adjusted
         test.verdict = _verdict(test)
     return tests
-
-
-def _mean_gap(a: dict[str, float], b: dict[str, float]) -> float:
-    common = set(a) & set(b)
-    return float(np.mean([a[q] - b[q] for q in common]))
 
 
 def _verdict(test: Test) -> str:

@@ -344,6 +344,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             values["model_args"] = parse_model_args(value)
         else:
             values[key] = value
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("give --steps or --epochs, not both")
+    if args.steps is not None:
+        values["epochs"] = None  # a --steps flag overrides epochs from a --config file
     if args.no_progress:
         values["progress"] = False
     if isinstance(values.get("model_args"), str):

@@ -191,19 +191,29 @@ def match_scores(
     """Compare every (model, task, budget) main score with a reference run of the same rows:
     one line per row that is missing or differs by more than `tolerance`, then a verdict."""
 
-    def table(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
-        return {
-            (r["model"]["name"], r["task"]["name"], b["label"]): b["main_score"]
-            for r in rows
-            for b in r["budgets"]
-        }
+    import math
 
-    ours, theirs = table(records), table(reference)
-    lines, worst = [], 0.0
+    lines: list[str] = []
+
+    def table(rows: Iterable[dict[str, Any]], side: str) -> dict[tuple[str, str, str], float]:
+        out: dict[tuple[str, str, str], float] = {}
+        for r in rows:
+            for b in r["budgets"]:
+                key = (r["model"]["name"], r["task"]["name"], b["label"])
+                if key in out:
+                    lines.append(f"duplicate in the {side}: {key[0]} @ {key[2]} on {key[1]}")
+                out[key] = b["main_score"]
+        return out
+
+    ours, theirs = table(records, "results"), table(reference, "reference")
+    worst = 0.0
     for key in sorted(theirs):
         name = f"{key[0]} @ {key[2]} on {key[1]}"
         if key not in ours:
             lines.append(f"missing: {name}")
+            continue
+        if not (math.isfinite(ours[key]) and math.isfinite(theirs[key])):
+            lines.append(f"differs: {name}: {ours[key]} vs {theirs[key]} (not a number)")
             continue
         gap = abs(ours[key] - theirs[key])
         worst = max(worst, gap)

@@ -153,6 +153,16 @@ class MixtureSampler:
         n = sum(len(examples) for _, _, examples in self.sources)
         return -(-n // self.batch_size)
 
+    @property
+    def size(self) -> int:
+        return sum(len(examples) for _, _, examples in self.sources)
+
+    def smallest_batch(self) -> int:
+        """The fewest examples a batch can hold: the last of an epoch (one source)."""
+        if self.epochs and self.size % self.batch_size:
+            return self.size % self.batch_size
+        return min(self.batch_size, self.size)
+
     def batch(self, step: int) -> list[Example]:
         if self.epochs:
             examples = self.sources[0][2]

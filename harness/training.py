@@ -178,6 +178,17 @@ def _role_vectors(encoder, items, role: str, groups):
     return encoder.embed(items, role, count)
 
 
+def _split(items: list, parts: int) -> list[list]:
+    """`parts` contiguous chunks of nearly equal size."""
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for i in range(parts):
+        stop = start + size + (1 if i < extra else 0)
+        out.append(items[start:stop])
+        start = stop
+    return out
+
+
 def _micro_loss(encoder, examples: list[Example], groups, config: TrainConfig):
     queries = [e.query for e in examples]
     candidates = [e.positive for e in examples]
@@ -249,12 +260,14 @@ def _save_state(
     (tmp / "meta.json").write_text(
         json.dumps({"step": step, "config": asdict(config)}, indent=1, default=str)
     )
+    import shutil
+
+    old = directory.with_name(directory.name + ".old")
+    if old.exists():  # left by a process killed while removing it
+        shutil.rmtree(old)
     if directory.exists():
-        old = directory.with_name(directory.name + ".old")
         directory.rename(old)
         tmp.rename(directory)
-        import shutil
-
         shutil.rmtree(old)
     else:
         tmp.rename(directory)
@@ -264,27 +277,28 @@ def _recover_state(directory: Path) -> None:
     """A process killed while `_save_state` swapped folders leaves the new state in `.tmp`
     (complete once its meta.json exists, which is written last) or the previous one in `.old`;
     put the newest complete one back in place."""
-    if (directory / "meta.json").is_file():
-        return
     import shutil
 
-    for candidate in (directory.with_name(directory.name + s) for s in (".tmp", ".old")):
-        if (candidate / "meta.json").is_file() and (candidate / "rng.pt").is_file():
-            if directory.exists():
-                shutil.rmtree(directory)
-            candidate.rename(directory)
-            log.info("recovered training state from %s", candidate)
-            return
+    leftovers = [directory.with_name(directory.name + s) for s in (".tmp", ".old")]
+    if not (directory / "meta.json").is_file():
+        for candidate in leftovers:
+            if (candidate / "meta.json").is_file() and (candidate / "rng.pt").is_file():
+                if directory.exists():
+                    shutil.rmtree(directory)
+                candidate.rename(directory)
+                log.info("recovered training state from %s", candidate)
+                break
+    for leftover in leftovers:  # a partial save, or the state before the last one
+        if leftover.exists():
+            shutil.rmtree(leftover)
 
 
 def _truncate_log(output: Path, step: int) -> None:
     """Drop log rows past the resumed step (written after the last saved state)."""
     path = output / LOG_FILE
     if path.exists():
-        rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if json.loads(line)["step"] <= step]
-        if len(kept) != len(rows):
-            path.write_text("".join(line + "\n" for line in kept))
+        kept = [json.dumps(row) for row in read_log(output) if row["step"] <= step]
+        path.write_text("".join(line + "\n" for line in kept))
 
 
 def _load_state(directory: Path, encoder, optimizer, scheduler) -> int:
@@ -348,6 +362,13 @@ def train(config: TrainConfig) -> Path:
         for name, weight in parse_mixture(config.data)
     ]
     sampler = MixtureSampler(sources, config.batch_size, config.seed)
+    smallest = sampler.smallest_batch()
+    if smallest < world:
+        raise UsageError(
+            f"a batch of {smallest} examples (the last of an epoch) cannot be split over {world} "
+            f"ranks; choose a --batch-size whose remainder on {sampler.size} examples is 0 or at "
+            f"least {world}"
+        )
     if config.epochs is not None:
         config.steps = math.ceil(config.epochs * sampler.steps_per_epoch)
         log.info(
@@ -401,16 +422,17 @@ def train(config: TrainConfig) -> Path:
     )
     for step in bar:
         batch = sampler.batch(step)[rank::world]
-        micro = max(1, len(batch) // config.grad_accum)
+        # Exactly grad_accum micro-batches (fewer only when the batch is smaller), each loss
+        # divided by their count, also for the smaller last batch of an epoch.
+        chunks = [c for c in _split(batch, min(config.grad_accum, len(batch))) if c]
         total, terms_sum = 0.0, [0.0] * len(groups)
-        for k in range(0, len(batch), micro):
+        for chunk in chunks:
             with autocast:
-                loss, terms = _micro_loss(encoder, batch[k : k + micro], groups, config)
-            (loss / config.grad_accum).backward()
-            total += float(loss.detach()) / config.grad_accum
+                loss, terms = _micro_loss(encoder, chunk, groups, config)
+            (loss / len(chunks)).backward()
+            total += float(loss.detach()) / len(chunks)
             terms_sum = [
-                a + float(t.detach()) / config.grad_accum
-                for a, t in zip(terms_sum, terms, strict=True)
+                a + float(t.detach()) / len(chunks) for a, t in zip(terms_sum, terms, strict=True)
             ]
         if world > 1:
             import torch.distributed as dist
@@ -449,8 +471,10 @@ def train(config: TrainConfig) -> Path:
     bar.close()
     encoder.eval()
     if rank == 0 and stop > start:
-        _save_state(state_dir, encoder, optimizer, scheduler, stop, config)
+        # The checkpoint first: a kill between the two reruns the last steps and exports
+        # again, rather than leaving a finished state beside an older checkpoint.
         export(encoder, output, config)
+        _save_state(state_dir, encoder, optimizer, scheduler, stop, config)
         plot_loss(output)
     if stop < config.steps:
         log.info("stopped at step %d of %d; rerun the same command to continue", stop, config.steps)
@@ -459,11 +483,15 @@ def train(config: TrainConfig) -> Path:
 
 def read_log(output: str | Path) -> list[dict[str, Any]]:
     path = Path(output) / LOG_FILE
-    return (
-        [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if path.exists()
-        else []
-    )
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:  # a line half-written when the process was killed
+            continue
+    return rows
 
 
 def plot_loss(output: str | Path) -> Path | None:

@@ -22,8 +22,10 @@ loses the detail a query asks for, while a multi-vector reading can keep one vec
 Filters: a query is dropped when its text occurs word for word (case and spacing folded) in any
 page or equals another member's summary; splits are disjoint by module (a stable hash), and any
 member whose documentation nearly duplicates one in another split (word 8-gram Jaccard >= 0.5
-on the whole documentation or on the section as it appears on the page, or the same summary) is removed from the split that is not test (test > dev > train), so no
-test page or query has a near-copy in training.
+on the whole documentation or on the section as it appears on the page, or the same folded
+summary) is removed from the split that is not test (test > dev > train). What this does not
+catch: a short text contained in a much longer one (Jaccard below 0.5) and summaries that
+differ by a word.
 """
 
 from __future__ import annotations
@@ -438,7 +440,9 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Of the uncompressed content, so that the digest does not depend on the zlib build."""
+    with gzip.open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def write_build(out: Path, data: dict) -> dict[str, str]:

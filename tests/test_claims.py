@@ -124,7 +124,7 @@ def test_a_partial_study_compares_the_seeds_run_so_far(tmp_path):
         record("z", "t", {"1x1": scores(0.5, 2), "4x8": scores(0.5, 2, shift=0.1)}),
     ]
     (tmp_path / "c.toml").write_text(
-        'tasks = ["t"]\nuntrained = ["z"]\n[systems]\na = ["a-s0", "a-s1"]\nb = ["b-s0", "b-s1"]\n'
+        'tasks = ["t"]\n[systems]\na = ["a-s0", "a-s1"]\nb = ["b-s0", "b-s1"]\n'
         'c = ["c-s0"]\nz = ["z"]\n[[claims]]\nid = "x"\n'
         'comparisons = [["a @ 1x1", "b @ 1x1"], ["c @ 1x1", "b @ 1x1"], ["z @ 4x8", "z @ 1x1"]]\n'
     )
@@ -136,3 +136,48 @@ def test_a_partial_study_compares_the_seeds_run_so_far(tmp_path):
     assert [t.label for t in tests] == ["a @ 1x1 > b @ 1x1", "z @ 4x8 > z @ 1x1"]  # c: no run
     assert tests[0].verdict == "suggestive (one seed)" and len(tests[0].per_seed) == 1
     assert tests[1].verdict == "holds"  # untrained: nothing to vary
+
+
+def test_seeds_are_paired_by_their_place_in_the_list(tmp_path):
+    # a has seeds 0 and 2 so far, b seeds 0 and 1: only seed 0 can be paired
+    records = [
+        record("a-s0", "t", {"1x1": scores(0.5, 1, shift=0.1)}),
+        record("a-s2", "t", {"1x1": scores(0.5, 3, shift=0.3)}),
+        record("b-s0", "t", {"1x1": scores(0.5, 1)}),
+        record("b-s1", "t", {"1x1": scores(0.5, 2)}),
+    ]
+    (tmp_path / "c.toml").write_text(
+        'tasks = ["t"]\n[systems]\na = ["a-s0", "a-s1", "a-s2"]\nb = ["b-s0", "b-s1", "b-s2"]\n'
+        '[[claims]]\nid = "x"\ncomparisons = [["a @ 1x1", "b @ 1x1"]]\n'
+    )
+    (test,) = run_claims(tmp_path / "c.toml", records, partial=True)
+    a0 = records[0]["budgets"][0]["per_query"]
+    b0 = records[2]["budgets"][0]["per_query"]
+    assert test.per_seed == pytest.approx([sum(a0[q] - b0[q] for q in QUERIES) / len(QUERIES)])
+    assert test.difference == pytest.approx(test.per_seed[0])
+    assert test.verdict == "suggestive (one seed)"
+
+
+def test_partial_results_are_not_tested_and_duplicates_are_refused(tmp_path):
+    from harness.errors import UsageError
+
+    full = record("a", "t", {"1x1": scores(0.5, 1), "4x8": scores(0.5, 1, shift=0.1)})
+    limited = record("b", "t", {"1x1": scores(0.5, 2)})
+    limited["config"] = {"limit": 5}
+    (tmp_path / "c.toml").write_text(
+        'tasks = ["t"]\n[systems]\na = ["a"]\nb = ["b"]\n[[claims]]\nid = "x"\n'
+        'comparisons = [["a @ 4x8", "b @ 1x1"]]\n'
+    )
+    with pytest.raises(UsageError, match="no per-query scores for b @ 1x1"):
+        run_claims(tmp_path / "c.toml", [full, limited])
+    with pytest.raises(UsageError, match="appears twice"):
+        run_claims(tmp_path / "c.toml", [full, full])
+
+
+def test_match_counts_a_nan_or_a_duplicate_as_a_mismatch():
+    ref = [record("m", "t", {"1x1": {"q": 0.5}})]
+    nan = [record("m", "t", {"1x1": {"q": float("nan")}})]
+    lines, ok = match_scores(nan, ref, tolerance=0.005)
+    assert not ok and "not a number" in lines[0]
+    lines, ok = match_scores(ref + ref, ref, tolerance=0.005)
+    assert not ok and lines[0].startswith("duplicate in the results")

@@ -492,3 +492,23 @@ def test_a_state_left_mid_swap_is_recovered(tiny_models, tmp_path):
     b = load_file(str(state / "trainable.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_the_last_smaller_batch_of_an_epoch_is_split_into_grad_accum_parts():
+    from harness.training import _split
+
+    assert [len(c) for c in _split(list(range(5)), 4)] == [2, 1, 1, 1]
+    assert [len(c) for c in _split(list(range(16)), 4)] == [4, 4, 4, 4]
+    assert sum(_split(list(range(7)), 3), []) == list(range(7))
+
+
+def test_steps_and_epochs_flags_exclude_each_other(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "train", "--steps", "3", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "not both" in out.stderr

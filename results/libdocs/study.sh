@@ -16,13 +16,17 @@
 # page and a sibling page of the same module as hard negative), AdamW, 5 warm-up steps then
 # linear decay, LoRA r = alpha = 32 on every attention and MLP projection at lr 2e-4, the
 # encoder's own weights (meta tokens) at lr 1e-3, temperature 0.03, dropout off, 512 text tokens
-# (no page is cut). The train split is cut to 1200 of its 3054 queries so that the whole study
+# (no page is cut). The train split is cut to 1200 of its 3053 queries so that the whole study
 # fits in about 8 hours of 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/runs/libdocs-study}
 shift || true
 stages=("$@")
+all_stages="minilm-s0 minilm-s1 minilm-s2 zero-shot mpnet compare"
+case " $all_stages " in
+  *" $out "*) echo "the first argument is the output folder, then the stages: study.sh OUT $out" >&2; exit 2 ;;
+esac
 [ ${#stages[@]} -gt 0 ] || stages=(minilm-s0 zero-shot minilm-s1 minilm-s2 mpnet compare)
 export HF_HUB_OFFLINE=1
 py=${PYTHON:-python}
@@ -37,6 +41,10 @@ train_and_run() {
   local family=$1 name=$2 backbone=$3 seed=$4
   shift 4
   local ckpt=$out/checkpoints/$name
+  if [ -f "$out/seed$seed/$name/libdocs-corpus.json" ] && [ -f "$out/seed$seed/$name/libdocs-lists.json" ]; then
+    echo "$name: trained and evaluated already, skipped"  # also in a fresh clone, without its weights
+    return
+  fi
   "$py" -m harness train --model "$family" --model-args "backbone=$backbone,max_length=512,name=$name" \
     --seed "$seed" --output "$ckpt" "${recipe[@]}" "$@"
   "$py" -m harness run --model "$family" --model-args "checkpoint=$ckpt,max_length=512" \
@@ -82,6 +90,12 @@ for stage in "${stages[@]}"; do
       train_and_run metaembed metaembed-mmr-mpnet-s0 mpnet 0
       train_and_run single-mean single-mean-ft-mpnet-s0 mpnet 0
       ;;
-    compare) "$py" -m harness report match results/libdocs --results "$out" ;;
+    compare)
+      if [ "$(realpath "$out")" = "$(realpath results/libdocs)" ]; then
+        echo "compare: $out is the committed study itself; nothing to compare"
+      else
+        "$py" -m harness report match results/libdocs --results "$out"
+      fi
+      ;;
   esac
 done
