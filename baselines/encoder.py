@@ -163,6 +163,9 @@ class BackboneEncoder(torch.nn.Module):
             preprocessing=f"{self.preprocessing()}|weights={self.own_weights_digest()}",
             args=self.card_args(),
             training=self.training_config(),
+            backbone_params=sum(
+                p.numel() for n, p in self.backbone.model.named_parameters() if "lora_" not in n
+            ),
         )
 
     def training_config(self) -> dict[str, Any] | None:

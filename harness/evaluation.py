@@ -480,6 +480,7 @@ class TaskRun:
                 "n_params": card.n_params,
                 "dim": card.dim,
                 "args": card.args,
+                "backbone_params": card.backbone_params,
                 "training": card.training,
             },
             "task": task,

@@ -165,8 +165,8 @@ def variant_of(record: dict[str, Any]) -> str:
 
 
 def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
-    """Mean main score against model size (parameters, log axis): a line per family and training
-    variant through its sizes, each point the mean over tasks and over the models (seeds) of that
+    """Mean main score against model size (the backbone's parameters, without adapters or meta
+    tokens; log axis): a line per family and training variant through its sizes, each point the mean over tasks and over the models (seeds) of that
     variant and size, at `budget` or, for a model without it, its largest budget."""
     import matplotlib
 
@@ -177,7 +177,8 @@ def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
     points: dict[str, dict[float, list[float]]] = {}
     budgets: dict[str, set[str]] = {}
     for record in records:
-        n_params = float(record["model"].get("n_params") or 0)
+        model = record["model"]
+        n_params = float(model.get("backbone_params") or model.get("n_params") or 0)
         if n_params <= 0:
             continue
         rows = {r["label"]: r for r in record["budgets"]}
@@ -201,7 +202,7 @@ def plot_sizes(records: list[dict[str, Any]], budget: str = "16x64"):
         ax.set_xticks(sizes, [size_label(n) for n in sizes])
         low, high = sizes[0], sizes[-1]
         ax.set_xlim(low / 1.4, high * 1.4)
-    ax.set_xlabel("parameters")
+    ax.set_xlabel("backbone parameters")
     ax.set_ylabel("mean main score over tasks (x100)")
     ax.set_title(f"quality against model size ({budget}, or each model's largest budget)")
     ax.grid(True, alpha=0.3)

@@ -118,6 +118,9 @@ class ModelCard:
     # Anything that changes vectors besides the weights (prompt format, image size, ...).
     preprocessing: str = ""
     args: dict[str, Any] = field(default_factory=dict)
+    # Parameters of the pretrained backbone alone (no adapters, meta tokens or projections):
+    # the model size that size plots compare.
+    backbone_params: int | None = None
     # How the weights were trained, when they come from a `harness train` checkpoint.
     training: dict[str, Any] | None = None
 

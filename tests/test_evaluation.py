@@ -62,6 +62,7 @@ def test_result_file_has_exactly_the_design_schema(tmp_path):
         "n_params",
         "dim",
         "args",
+        "backbone_params",
         "training",
     ]
     assert record["model"]["training"] is None  # not a `harness train` checkpoint

@@ -51,6 +51,7 @@ def test_rebuilding_from_the_snapshot_gives_the_same_bytes(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
+
     def content_sha256(path: Path) -> str:
         with gzip.open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
@@ -218,6 +219,7 @@ def test_default_models_end_to_end_on_a_slice(tmp_path):
     assert [b["label"] for b in record["budgets"]] == ["1x1", "2x4", "4x8", "8x16", "16x64"]
     assert record["task"]["n_candidates"] == 160 and record["task"]["n_queries"] == 12
     assert record["model"]["training"]["data"].startswith("libdocs")
+    assert record["model"]["backbone_params"] == 22_713_216  # all-MiniLM-L6-v2 alone
     assert (tmp_path / "out" / "plots" / "score_vs_index_bytes.png").is_file()
 
 

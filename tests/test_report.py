@@ -198,6 +198,10 @@ def test_size_plot_draws_a_line_per_family_through_the_sizes():
     assert list(lines["single (fine-tuned) @ 1x1"].get_ydata()) == pytest.approx([30.0, 40.0])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["23M", "109M"]
     assert ax.get_xscale() == "log" and "model size" in ax.get_title()
+    # the backbone's size when recorded: adapters and meta tokens do not move a point
+    records[0]["model"]["backbone_params"] = 109_486_464
+    moved = plot_sizes(records[:1], "16x64").axes[0].get_lines()[0]
+    assert list(moved.get_xdata()) == [109_486_464]
     fig = plot_per_task(copy.deepcopy(RECORDS))
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     assert titles == ["a", "b"]
