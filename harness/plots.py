@@ -101,17 +101,20 @@ def plot_curves(
     )
     position = {lbl: i for i, lbl in enumerate(labels_order)}
     everything = []
-    for model, points in sorted(curves.items()):
+    # One colour per model from one palette, lines and points alike (matplotlib's separate
+    # cycles for plot and scatter would give a point model a line model's colour).
+    palette = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
+    for index, (model, points) in enumerate(sorted(curves.items())):
+        color = palette(index % palette.N)
         xs = [position[lbl] if x == "budget" else v for lbl, v, _ in points]
         ys = [s for _, _, s in points]
         everything += list(zip(xs, ys, strict=True))
         if len(points) > 1:
-            (line,) = ax.plot(xs, ys, marker="o", label=model)
+            ax.plot(xs, ys, marker="o", label=model, color=color)
         else:
-            line = ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3)
+            ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3, color=color)
         bands = interval_points(records, model, [lbl for lbl, _, _ in points], task)
         if bands is not None:
-            color = line.get_color() if hasattr(line, "get_color") else line.get_facecolor()[0]
             if len(points) > 1:
                 ax.fill_between(xs, bands[0], bands[1], color=color, alpha=0.15, linewidth=0)
             else:
@@ -129,10 +132,11 @@ def plot_curves(
             [p[0] for p in front],
             [p[1] for p in front],
             linestyle=":",
+            marker="." if len(front) == 1 else None,
             color="black",
-            linewidth=1,
+            linewidth=1.5,
             label="Pareto frontier",
-            zorder=1,
+            zorder=4,
         )
     if x == "budget":
         ax.set_xticks(range(len(labels_order)), labels_order)
