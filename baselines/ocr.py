@@ -83,7 +83,18 @@ class OCRReader:
         if path.is_file():
             text = path.read_text(encoding="utf-8")
         else:
-            text = self._run(data)
+            try:
+                text = self._run(data)
+            except Exception as exc:  # PIL and the engines raise several types on bad images
+                where = (
+                    "<bytes>"
+                    if isinstance(item.image, bytes | bytearray)
+                    else os.fspath(item.image)
+                )
+                raise HarnessError(
+                    f"item {item.id!r}: image {where!r} cannot be read by OCR ({self.engine}): "
+                    f"{exc}".splitlines()[0]
+                ) from exc
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(text, encoding="utf-8")

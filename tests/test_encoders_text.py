@@ -205,6 +205,21 @@ def test_ocr_view_reads_page_text(tmp_path):
     torch.testing.assert_close(page, typed)
 
 
+def test_a_truncated_page_image_on_the_ocr_path_names_item_and_path(tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import Image
+
+    path = tmp_path / "page.png"
+    Image.new("RGB", (200, 60), "white").save(path)
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    from baselines.ocr import OCRReader
+
+    reader = OCRReader("rapidocr", cache_dir=tmp_path / "ocr")
+    with pytest.raises(HarnessError, match="item 'p-7': image .*page.png.* cannot be read by OCR"):
+        reader.read(Item("p-7", image=str(path)))
+    assert not list((tmp_path / "ocr").rglob("*.txt"))  # nothing cached for it
+
+
 def test_token_pooling_budgets_reduce_the_full_encoding_without_re_encoding(backbone, tmp_path):
     import harness
     from baselines.colbert import reduce_tokens

@@ -154,7 +154,9 @@ def test_world_size_two_equals_world_size_one(reference, tmp_path, shard_size, t
             assert min(per_rank) > 0
 
 
-def test_a_rank_that_dies_leaves_whole_shards_and_world_size_one_finishes(reference, tmp_path):
+def test_a_rank_that_dies_leaves_whole_shards_and_world_size_one_finishes(
+    reference, tmp_path, monkeypatch
+):
     crashed = torchrun(
         2,
         "--model",
@@ -176,7 +178,9 @@ def test_a_rank_that_dies_leaves_whole_shards_and_world_size_one_finishes(refere
     assert shard_items(tmp_path / "cache", "query") == 12  # the query shards finished
     assert shard_items(tmp_path / "cache", "candidate") >= 7  # rank 1's first shard survived
 
-    [record] = run_single(tmp_path, [CORPUS], shard_size=7)
+    # The same encoder code resumes (the cache is keyed by code), with no rank set to die.
+    monkeypatch.setenv("HARNESS_TEST_DIE_RANK", "never")
+    [record] = run_single(tmp_path, [CORPUS], model="toy_models:DyingEncoder", shard_size=7)
     assert record["encode"]["world_size"] == 1
     assert record["encode"]["items_from_cache"] == cached
     assert record["encode"]["items_encoded"] == 12 + 40 - cached  # unique queries and pages

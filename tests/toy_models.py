@@ -87,8 +87,7 @@ class ColorEncoder:
 
 
 class DyingEncoder(HashEncoder):
-    """The test encoder (same name, args and vectors, so the same cache keys) on every rank but
-    one: on rank $HARNESS_TEST_DIE_RANK it raises at its second candidate batch, after a shard
+    """The test encoder (same name, args and vectors as `test-hash`) on every rank but one: on rank $HARNESS_TEST_DIE_RANK it raises at its second candidate batch, after a shard
     of its own is written, as a worker that crashes mid-run would."""
 
     def __init__(self, **kw):
