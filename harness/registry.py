@@ -232,7 +232,7 @@ GROUPS: dict[str, Group] = {
         ),
         Group(
             "libdocs-quick",
-            "fixed query subsets of libdocs (the default suite)",
+            "a fixed 160-page subset of libdocs (the default suite)",
             lambda t: t.benchmark == "libdocs-quick",
         ),
     ]
