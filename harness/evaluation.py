@@ -137,7 +137,8 @@ class TaskRun:
             and limit is not None
             and self.cache.root is not None
         )
-        label = f"{self.card.name} | {self.spec.name} | encode {role}s" + (
+        plural = {"query": "queries", "candidate": "candidates"}.get(role, role)
+        label = f"{self.card.name} | {self.spec.name} | encode {plural}" + (
             f" @{num_vectors}" if num_vectors else ""
         )
         with tqdm(total=len(items), desc=label, disable=not self.show, leave=False) as bar:
