@@ -150,8 +150,7 @@ class MixtureSampler:
     @property
     def steps_per_epoch(self) -> int:
         """Steps that show every example once (one source), or the expected count (several)."""
-        n = sum(len(examples) for _, _, examples in self.sources)
-        return -(-n // self.batch_size)
+        return -(-self.size // self.batch_size)
 
     @property
     def size(self) -> int:

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -260,8 +261,6 @@ def _save_state(
     (tmp / "meta.json").write_text(
         json.dumps({"step": step, "config": asdict(config)}, indent=1, default=str)
     )
-    import shutil
-
     old = directory.with_name(directory.name + ".old")
     if old.exists():  # left by a process killed while removing it
         shutil.rmtree(old)
@@ -277,8 +276,6 @@ def _recover_state(directory: Path) -> None:
     """A process killed while `_save_state` swapped folders leaves the new state in `.tmp`
     (complete once its meta.json exists, which is written last) or the previous one in `.old`;
     put the newest complete one back in place."""
-    import shutil
-
     leftovers = [directory.with_name(directory.name + s) for s in (".tmp", ".old")]
     if not (directory / "meta.json").is_file():
         for candidate in leftovers:
