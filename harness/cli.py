@@ -149,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="dtype of the MaxSim GEMM (float32: exact; bfloat16 is faster on GPUs)",
     )
     run.add_argument(
+        "--candidate-padding",
+        default="exact",
+        choices=["exact", "zero"],
+        help="how a candidate's padded vectors score in MaxSim when it has fewer than the "
+        "budget: exact (never win the max; default) or zero (score 0, the rule of "
+        "colpali-engine, pylate, vidore-benchmark and mteb, to match their published numbers)",
+    )
+    run.add_argument(
         "--index",
         default="exact",
         help="exact (default), faiss, or faiss:FACTORY[|PARAMS] such as faiss:IVF64,Flat|nprobe=8; "
@@ -430,6 +438,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         memory_limit=args.memory_limit,
         index=args.index,
         score_dtype=args.score_dtype,
+        candidate_padding=args.candidate_padding,
     )
     if args.data_dir is not None:
         config.data_dir = args.data_dir

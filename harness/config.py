@@ -43,6 +43,9 @@ class RunConfig:
     # dtype of the MaxSim GEMM: float32 (default, exact ranking of stored vectors) or bfloat16 /
     # float16 (faster on GPUs; similarities are rounded, so near-ties may reorder)
     score_dtype: str = "float32"
+    # How a candidate's padded vectors (fewer vectors than the budget) score in MaxSim: "exact"
+    # (never win the max) or "zero" (score 0, as colpali-engine, pylate and mteb do)
+    candidate_padding: str = "exact"
     index: str = "exact"  # exact | faiss | faiss:FACTORY[|PARAMS] (harness.index)
 
     def resolved_device(self) -> str:

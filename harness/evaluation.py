@@ -39,7 +39,7 @@ from harness.multivectors import MultiVectors, check_embeddings
 from harness.protocol import Encoder, Item, ModelCard
 from harness.registry import get_model, get_tasks, split_names
 from harness.results import environment, git_sha, now, read_result, result_path, write_json_atomic
-from harness.scoring import score_candidate_lists, score_corpus
+from harness.scoring import PADDING_RULES, score_candidate_lists, score_corpus
 from harness.task import TaskData, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ class TaskRun:
                 block_bytes=self._block_bytes(),
                 device=device,
                 compute_dtype=SCORE_DTYPES[cfg.score_dtype],
+                padding=cfg.candidate_padding,
             )
             single = self._single_vectors(enc, slice_budget)
             if self.index.backend == "faiss" and single is not None:
@@ -253,6 +254,7 @@ class TaskRun:
                 block_bytes=self._block_bytes(),
                 device=device,
                 compute_dtype=SCORE_DTYPES[cfg.score_dtype],
+                padding=cfg.candidate_padding,
             )
             elapsed = time.perf_counter() - began
             rows = [row.tolist() for row in lists]
@@ -633,8 +635,17 @@ def _compatible(
         return f"model args {stored.get('model', {}).get('args')} differ from {record_model_args}"
     if stored.get("task", {}).get("dataset") != spec.metadata()["dataset"]:
         return "the dataset revision differs"
-    if stored.get("config", {}).get("limit") != config.limit:
-        return f"--limit {stored.get('config', {}).get('limit')} differs from {config.limit}"
+    settings = stored.get("config", {})
+    if settings.get("limit") != config.limit:
+        return f"--limit {settings.get('limit')} differs from {config.limit}"
+    # Files written before these settings were recorded used the defaults.
+    if settings.get("score_dtype", "float32") != config.score_dtype:
+        return f"--score-dtype {settings.get('score_dtype', 'float32')} differs from {config.score_dtype}"
+    if settings.get("candidate_padding", "exact") != config.candidate_padding:
+        return (
+            f"--candidate-padding {settings.get('candidate_padding', 'exact')} differs from "
+            f"{config.candidate_padding}"
+        )
     return None
 
 
@@ -672,6 +683,11 @@ def run(
     if config.memory_limit is not None and config.no_cache:
         raise UsageError("--memory-limit scores candidates from the cache on disk; drop --no-cache")
     parse_index(config.index)
+    if config.candidate_padding not in PADDING_RULES:
+        raise UsageError(
+            f"--candidate-padding must be one of {', '.join(PADDING_RULES)}, "
+            f"got {config.candidate_padding!r}"
+        )
     if config.score_dtype not in SCORE_DTYPES:
         raise UsageError(
             f"--score-dtype must be one of {', '.join(SCORE_DTYPES)}, got {config.score_dtype!r}"

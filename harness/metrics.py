@@ -2,7 +2,8 @@
 
 Runs are {qid: {cid: score}}, qrels {qid: {cid: gain}}. As in trec_eval (and so pytrec_eval):
 a query's run is ordered by score descending, ties by document id descending (strcmp order);
-only queries present in both the run and the qrels are averaged; a document is relevant when
+only queries present in both the run and the qrels are averaged, and a query whose judgement set
+is empty is skipped (it has no qrels line; one judged with gain 0 only is kept and scores 0); a document is relevant when
 its gain is >= 1; nDCG uses the gain itself (linear) over log2(rank + 1), with the ideal
 ranking built from every judged document with positive gain.
 """
@@ -56,12 +57,13 @@ def _query_metrics(
 def per_query(
     run: Run, qrels: Qrels, cutoffs: Iterable[int] = DEFAULT_CUTOFFS
 ) -> dict[str, dict[str, float]]:
-    """Metrics for each query present in both run and qrels (trec_eval's rule; an empty run scores 0)."""
+    """Metrics for each query present in both run and qrels with at least one judgement
+    (trec_eval's rule; an empty run scores 0)."""
     cutoffs = tuple(cutoffs)
     return {
         qid: _query_metrics(trec_order(run[qid]), qrels[qid], cutoffs)
         for qid in sorted(run)
-        if qid in qrels
+        if qrels.get(qid)
     }
 
 

@@ -3,7 +3,11 @@
 s(q, c) = sum over the first r_q query vectors of the max over the first r_c candidate vectors
 of the dot product: a plain sum with no length normalisation, as in the MetaEmbed paper.
 Padded candidate vectors can never win the max: they count as -inf (zero would win whenever
-every real similarity is negative); padded query vectors add nothing.
+every real similarity is negative); padded query vectors add nothing. `padding="zero"`
+reproduces colpali-engine, pylate, vidore-benchmark and mteb instead, which pad candidates with
+zero vectors and so score a padded position as 0. Here a candidate counts as padded when it has
+fewer vectors than the longest candidate within the budget; the two rules differ only for such a
+candidate whose every real similarity to some query vector is negative.
 Single-vector models are the T = 1 case of the same code.
 
 Memory is bounded by `block_bytes`, the size of one similarity block [B * n, M * s]; no
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from harness.cache import ShardedVectors
 
 DEFAULT_QUERY_BLOCK = 256
+PADDING_RULES = ("exact", "zero")
 
 
 def maxsim(
@@ -36,14 +41,20 @@ def maxsim(
     compute_dtype: torch.dtype = torch.float32,
     *,
     candidates_zero_padded: bool = False,
+    padding: str = "exact",
+    pad_width: int | None = None,
 ) -> torch.Tensor:
     """Dense MaxSim of B queries [B, n, D] against M candidates [M, s, D] -> float32 [B, M].
 
     Padded candidate vectors are zeroed (skipped when the caller guarantees it), so a padded
     position scores exactly 0 and can change a max only where every real similarity is <= 0;
     just those (query vector, candidate) pairs are recomputed with padding at -inf. That gives
-    the masked result without a masking pass over the whole similarity block.
+    the masked result without a masking pass over the whole similarity block. With
+    `padding="zero"` every candidate shorter than `pad_width` (default: the block's width)
+    scores as if zero-padded to it: its max over vectors is taken with 0 included.
     """
+    if padding not in PADDING_RULES:
+        raise ValueError(f"padding must be one of {PADDING_RULES}, got {padding!r}")
     b, n, d = q_vectors.shape
     m, s, _ = c_vectors.shape
     ragged = bool((c_lengths < s).any())
@@ -56,7 +67,11 @@ def maxsim(
     )
     sim = sim.view(b * n, m, s)
     best = sim.amax(dim=2)
-    if ragged:
+    if padding == "zero":
+        short = c_lengths < (s if pad_width is None else pad_width)
+        if bool(short.any()):  # zero pads already in the block give the same; others are added
+            best = torch.where(short.unsqueeze(0), best.clamp(min=0), best)
+    elif ragged:
         short = c_lengths < s
         suspect = (best <= 0) & short.unsqueeze(0)
         count = int(suspect.sum())
@@ -158,6 +173,7 @@ def score_corpus(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     device: torch.device | str | None = None,
     compute_dtype: torch.dtype = torch.float32,
+    padding: str = "exact",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k candidates of a shared corpus for every query.
 
@@ -204,7 +220,16 @@ def score_corpus(
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)
             q_vec, q_len = _block(queries, q0, q1, rq, device)
-            scores = maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True)
+            scores = maxsim(
+                q_vec,
+                q_len,
+                c_vec,
+                c_len,
+                compute_dtype,
+                candidates_zero_padded=True,
+                padding=padding,
+                pad_width=rc,
+            )
             index = block_index.expand(q1 - q0, -1)
             if filled:
                 # Running entries all come from earlier blocks (lower indices) and are already in
@@ -259,6 +284,7 @@ def score_candidate_lists(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     device: torch.device | str | None = None,
     compute_dtype: torch.dtype = torch.float32,
+    padding: str = "exact",
 ) -> list[torch.Tensor]:
     """Score each query only against its own candidate list (indices into `candidates`).
 
@@ -312,7 +338,16 @@ def score_candidate_lists(
             if device is not None:
                 c_vec, c_len = c_vec.to(device), c_len.to(device)
             parts.append(
-                maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, candidates_zero_padded=True).cpu()
+                maxsim(
+                    q_vec,
+                    q_len,
+                    c_vec,
+                    c_len,
+                    compute_dtype,
+                    candidates_zero_padded=True,
+                    padding=padding,
+                    pad_width=rc,
+                ).cpu()
             )
         dense = torch.cat(parts, dim=1) if parts else torch.empty(j - i, 0)
         position = torch.searchsorted(members, torch.cat([tensors[x] for x in range(i, j)]))

@@ -300,3 +300,19 @@ def test_image_items_are_encoded_by_content(tmp_path):
     assert with_images and all(isinstance(c, Item) for c in with_images)
     same_text = Item("x", with_images[0].text)
     assert same_text.content_hash != with_images[0].content_hash
+
+
+@pytest.mark.parametrize(
+    ("setting", "flag"),
+    [({"candidate_padding": "zero"}, "--candidate-padding"), ({"score_dtype": "bfloat16"}, "--score-dtype")],
+)
+def test_result_from_another_scoring_rule_is_not_silently_extended(tmp_path, setting, flag):
+    run(HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="1x1")
+    with pytest.raises(UsageError, match=f"{flag} .* differs"):
+        run(HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="2x4", **setting)
+    record = run(
+        HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="2x4", overwrite=True, **setting
+    )[0]
+    stored = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    for key, value in setting.items():
+        assert record["config"][key] == stored["config"][key] == value

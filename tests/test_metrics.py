@@ -9,7 +9,13 @@ from functools import cmp_to_key
 import pytest
 import pytrec_eval
 
-from harness.metrics import evaluate_run, precision_at_1_official, precision_at_1_strict, trec_order
+from harness.metrics import (
+    evaluate_run,
+    per_query,
+    precision_at_1_official,
+    precision_at_1_strict,
+    trec_order,
+)
 
 CUTOFFS = (1, 3, 5, 10, 20)
 
@@ -29,6 +35,8 @@ def random_case(seed: int):
         # Scores rounded to one decimal: many exact ties, broken by trec_eval's rule.
         run[f"q{q}"] = {d: round(rng.uniform(-1, 1), 1) for d in retrieved}
     run["q4"] = {}  # a query in the qrels with an empty run scores zero
+    qrels["q5"] = {}  # an empty judgement set: trec_eval skips the query
+    qrels["q6"] = {d: 0 for d in qrels["q6"]}  # judged, none relevant: scored as zero
     return run, qrels
 
 
@@ -61,8 +69,9 @@ def test_agrees_with_pytrec_eval_on_ties_graded_qrels_and_missing_queries(seed):
     evaluator = pytrec_eval.RelevanceEvaluator(
         qrels, {f"ndcg_cut.{cut}", f"recall.{cut}", f"P.{cut}", f"map_cut.{cut}"}
     )
-    per_query = evaluator.evaluate(run)
-    assert len(per_query) == len(set(run) & set(qrels))
+    theirs_by_query = evaluator.evaluate(run)
+    assert set(theirs_by_query) == set(per_query(run, qrels, CUTOFFS))
+    assert "q5" not in theirs_by_query and "q6" in theirs_by_query
     for k in CUTOFFS:
         for mine, theirs in (
             ("ndcg", "ndcg_cut"),
@@ -70,7 +79,7 @@ def test_agrees_with_pytrec_eval_on_ties_graded_qrels_and_missing_queries(seed):
             ("precision", "P"),
             ("map", "map_cut"),
         ):
-            expected = statistics.mean(v[f"{theirs}_{k}"] for v in per_query.values())
+            expected = statistics.mean(v[f"{theirs}_{k}"] for v in theirs_by_query.values())
             assert ours[f"{mine}_at_{k}"] == pytest.approx(expected, abs=1e-6), (mine, k)
         mrr = reference_cut(run, qrels, "recip_rank", k)
         assert ours[f"mrr_at_{k}"] == pytest.approx(statistics.mean(mrr), abs=1e-6)

@@ -170,3 +170,55 @@ def test_ties_at_the_kth_score_go_to_the_lowest_indices(block_bytes):
     for i, row in enumerate(full):
         assert index[i].tolist() == sorted(range(60), key=lambda j: (-row[j], j))[:3]
         assert scores[i].tolist() == [row[j] for j in index[i].tolist()]
+
+
+def naive_zero_padded(queries: MultiVectors, cands: MultiVectors, rc: int) -> list[list[float]]:
+    """colpali-engine's rule by hand: candidates padded with zero vectors to the longest one
+    (within the budget rc), then a plain max over every position, padding included."""
+    width = min(rc, int(cands.lengths.max()))
+    out = []
+    for i in range(len(queries)):
+        row = []
+        for j in range(len(cands)):
+            real = cands.vectors[j, : min(int(cands.lengths[j]), width)].tolist()
+            padded = real + [[0.0] * cands.dim] * (width - len(real))
+            total = 0.0
+            for qv in queries.vectors[i, : queries.lengths[i]].tolist():
+                total += max(sum(a * b for a, b in zip(qv, cv, strict=True)) for cv in padded)
+            row.append(total)
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
+def test_zero_padding_rule_matches_zero_padded_naive_loop(block_bytes):
+    q, c = ragged(6, 3, 5, 21), ragged(30, 6, 5, 22)
+    # Negative candidates: the zero pad wins wherever a short candidate is scored.
+    c = MultiVectors(-c.vectors.abs(), c.lengths)
+    q = MultiVectors(q.vectors.abs(), q.lengths)
+    for rc in (6, 3):
+        expected = naive_zero_padded(q, c, rc)
+        exact = naive_matrix(q, c, None, rc)
+        assert any(e != x for re, rx in zip(expected, exact) for e, x in zip(re, rx))
+        scores, index = score_corpus(
+            q, c, Budget(None, rc), k=30, block_bytes=block_bytes, query_block=2, padding="zero"
+        )
+        for i, row in enumerate(expected):
+            assert index[i].tolist() == sorted(range(30), key=lambda j: (-row[j], j))
+            torch.testing.assert_close(
+                scores[i], torch.tensor([row[j] for j in index[i].tolist()]), atol=1e-5, rtol=1e-5
+            )
+        lists = [[j, (j + 7) % 30, (j + 11) % 30] for j in range(6)]
+        got = score_candidate_lists(
+            q, c, lists, Budget(None, rc), block_bytes=block_bytes, padding="zero"
+        )
+        for i, lst in enumerate(lists):
+            torch.testing.assert_close(
+                got[i], torch.tensor([expected[i][j] for j in lst]), atol=1e-5, rtol=1e-5
+            )
+
+
+def test_unknown_padding_rule_is_refused():
+    q = MultiVectors(torch.ones(1, 1, 2), torch.tensor([1]))
+    with pytest.raises(ValueError, match="padding must be one of"):
+        maxsim(q.vectors, q.lengths, q.vectors, q.lengths, padding="ones")
