@@ -254,3 +254,53 @@ def test_cli_runs_metaembed_on_a_qwen_backbone_end_to_end(tiny_models, tmp_path)
     record = json.loads((tmp_path / "out" / "metaembed" / "toy-corpus.json").read_text())
     assert record["model"]["family"] == "metaembed" and record["model"]["dim"] == 64
     assert [b["label"] for b in record["budgets"]] == ["1x1", "16x64"]
+
+
+def _official_qwen_processor(variant: str, backbone: QwenVLBackbone):
+    """transformers' own Qwen2-VL / Qwen2.5-VL processor over the backbone's tokenizer and image
+    processor. Its video processor needs torchvision, so it is left out: the type check of that
+    one argument is skipped, everything else (image token expansion, tokenization, padding)
+    is the library's code."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
+
+    base = {"qwen2_vl": Qwen2VLProcessor, "qwen2_5_vl": Qwen2_5_VLProcessor}[variant]
+
+    class WithoutVideo(base):
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument_name == "video_processor" and argument is None:
+                return None
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+    return WithoutVideo(
+        image_processor=backbone.image_processor, tokenizer=backbone.tokenizer, video_processor=None
+    )
+
+
+@pytest.mark.parametrize("variant", ["qwen2_vl", "qwen2_5_vl"])
+def test_hand_built_qwen_inputs_equal_the_official_processor(tiny_models, variant):
+    from baselines.backbones import bound_image
+
+    backbone = QwenVLBackbone(str(tiny_models[variant]), max_visual_tokens=48)
+    official = _official_qwen_processor(variant, backbone)
+    # Sizes and aspect ratios: square, landscape, portrait, below the minimum, a thin strip
+    # (bounded in aspect first, as the harness does for every image), and odd sizes.
+    sizes = [(56, 56), (200, 90), (90, 260), (20, 20), (30, 900), (333, 77)]
+    items = [
+        Item(f"i{n}", f"picture {n} of a page" if n % 2 else "", image=png((n * 40, 90, 200), size))
+        for n, size in enumerate(sizes)
+    ]
+    items.append(Item("t", "a text-only row in the same batch"))
+    items.append(Item("both", f"{IMAGE_PLACEHOLDER} caption first", image=png((5, 5, 5), (64, 40))))
+    with_image = [i for i in items if i.image is not None]
+    ours = backbone.prepare(items).inputs
+    theirs = official(
+        images=[bound_image(i.open_image()) for i in with_image],
+        text=[backbone.text_of(i) for i in items],
+        padding=True,
+        return_tensors="pt",
+    )
+    assert int((theirs["input_ids"] == backbone.image_token_id).sum()) > 6 * 4  # expanded
+    for key in ("input_ids", "attention_mask", "image_grid_thw", "mm_token_type_ids"):
+        assert torch.equal(ours[key].cpu(), theirs[key]), key
+    torch.testing.assert_close(ours["pixel_values"].float().cpu(), theirs["pixel_values"].float())
+    assert len({tuple(g) for g in theirs["image_grid_thw"].tolist()}) >= 5  # distinct grids

@@ -304,7 +304,10 @@ def test_image_items_are_encoded_by_content(tmp_path):
 
 @pytest.mark.parametrize(
     ("setting", "flag"),
-    [({"candidate_padding": "zero"}, "--candidate-padding"), ({"score_dtype": "bfloat16"}, "--score-dtype")],
+    [
+        ({"candidate_padding": "zero"}, "--candidate-padding"),
+        ({"score_dtype": "bfloat16"}, "--score-dtype"),
+    ],
 )
 def test_result_from_another_scoring_rule_is_not_silently_extended(tmp_path, setting, flag):
     run(HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="1x1")
