@@ -199,7 +199,7 @@ def test_zero_padding_rule_matches_zero_padded_naive_loop(block_bytes):
     for rc in (6, 3):
         expected = naive_zero_padded(q, c, rc)
         exact = naive_matrix(q, c, None, rc)
-        assert any(e != x for re, rx in zip(expected, exact) for e, x in zip(re, rx))
+        assert expected != exact
         scores, index = score_corpus(
             q, c, Budget(None, rc), k=30, block_bytes=block_bytes, query_block=2, padding="zero"
         )
