@@ -239,6 +239,8 @@ class TaskRun:
                 q.id: {cids[c]: score for score, c in ranked[u]}
                 for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
             }
+            if data.floor_scores_except is not None:
+                run = self._floor_at_zero(run, enc, data, slice_budget, device)
             rows_by_query = per_query(run, data.qrels, _cutoffs(cfg.top_k))
             metrics = mean_metrics(rows_by_query)
             per_query_main = {
@@ -367,6 +369,44 @@ class TaskRun:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(lines))
         os.replace(tmp, path)
+
+    def _floor_at_zero(
+        self,
+        run: dict[str, dict[str, float]],
+        enc: Any,
+        data: _Prepared,
+        budget: Budget,
+        device: Any,
+    ) -> dict[str, dict[str, float]]:
+        """vidore-benchmark's QA rule on a top-k run: a score below 0 counts as 0 for every page
+        but one (the first row's). Where a query's k-th score is <= 0, every page it did not
+        retrieve scores <= 0 as well, so it enters the run at 0 (ties then follow trec_eval's
+        id order over the whole corpus, as in the official evaluation of every page), and the
+        kept page at its own score."""
+        keep = data.floor_scores_except
+        cids = [c.id for c in data.candidates]
+        row = data.candidate_rows[cids.index(keep)].item()
+        kept = score_candidate_lists(
+            enc.queries.select(data.query_rows),
+            enc.candidates,
+            [[row]] * len(data.queries),
+            budget,
+            block_bytes=self._block_bytes(),
+            device=device,
+            compute_dtype=SCORE_DTYPES[self.config.score_dtype],
+            padding=self.config.candidate_padding,
+        )
+        out = {}
+        for q, own in zip(data.queries, kept, strict=True):
+            entry = run[q.id]
+            floored = {c: (s if c == keep else max(s, 0.0)) for c, s in entry.items()}
+            if len(entry) < len(cids) and (not entry or min(entry.values()) <= 0):
+                for c in cids:
+                    floored.setdefault(c, 0.0)
+            if keep in floored and keep not in entry:
+                floored[keep] = float(own[0])
+            out[q.id] = floored
+        return out
 
     def _group_metrics(
         self,
@@ -527,6 +567,7 @@ class _Prepared:
     members: list[list[int]]  # candidate indices of each unique candidate row, ascending
     list_rows: list[list[int]] | None = None  # candidates tasks: each list as unique rows
     list_ids: list[list[str]] | None = None
+    floor_scores_except: str | None = None  # see TaskData
 
 
 def _expand(
@@ -555,6 +596,7 @@ def _prepare(spec: TaskSpec, data: TaskData) -> _Prepared:
         qrels=data.qrels,
         notes=data.notes,
         query_groups=data.query_groups,
+        floor_scores_except=data.floor_scores_except,
         unique_queries=unique_q,
         unique_candidates=unique_c,
         query_rows=q_rows,

@@ -103,6 +103,9 @@ class TaskData:
     # Named subsets of the queries scored separately as well (e.g. ViDoRe v2 languages).
     query_groups: dict[str, list[str]] | None = None
     limited: bool = False
+    # vidore-benchmark's QA rule: every candidate's score below 0 counts as 0 except this
+    # candidate's (the page of the dataset's first row), whose score is kept as it is.
+    floor_scores_except: str | None = None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -156,4 +159,5 @@ class TaskData:
             notes=[*self.notes, f"limited to the first {n} queries"],
             query_groups=groups,
             limited=True,
+            floor_scores_except=self.floor_scores_except,
         )

@@ -61,7 +61,9 @@ def load_beir(spec: TaskSpec, data_dir: Path | None) -> TaskData:
 def load_qa(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     """vidore-benchmark's QA evaluator: one row per (query, page); queries deduplicated by
     exact string (first occurrence, None dropped); the relevant page of a repeated query is the
-    one on its last row; the corpus is the unique image filenames."""
+    one on its last row; the corpus is the unique image filenames; a page's score below 0 counts
+    as 0 except for the first row's page (its results dict is filled with
+    `max(results.get(filename, 0), score)` after the first passage)."""
     root = dataset_root(spec, data_dir)
     files = parquet_files(root, None, SPLIT)
     rows = read_rows(files, ["query", "image", "image_filename"])
@@ -87,7 +89,12 @@ def load_qa(spec: TaskSpec, data_dir: Path | None) -> TaskData:
         for i, q in enumerate(order)
     ]
     qrels = {f"q{i}": {relevant[q]: 1} for i, q in enumerate(order)}
-    return TaskData(queries=queries, candidates=list(pages.values()), qrels=qrels)
+    return TaskData(
+        queries=queries,
+        candidates=list(pages.values()),
+        qrels=qrels,
+        floor_scores_except=next(iter(pages), None),
+    )
 
 
 def _v1(name: str, repo: str, revision: str, counts: dict[str, int], description: str) -> TaskSpec:

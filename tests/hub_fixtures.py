@@ -55,11 +55,15 @@ def write_beir(
 
 
 def write_qa(repo: Path, rows: list[tuple[str | None, str, str]]) -> None:
-    """Default config, split test: (query, page colour, image_filename) rows."""
+    """Default config, split test: (query, page colour, image_filename) rows. Each filename's
+    image has its own width, so pages of one colour still differ in content."""
+    widths: dict[str, int] = {}
+    for r in rows:
+        widths.setdefault(r[2], 4 + len(widths))
     _write(
         {
             "query": [r[0] for r in rows],
-            "image": [{"bytes": png(r[1]), "path": r[2]} for r in rows],
+            "image": [{"bytes": png(r[1], (widths[r[2]], 6)), "path": r[2]} for r in rows],
             "image_filename": [r[2] for r in rows],
             "answer": ["" for _ in rows],
         },

@@ -114,6 +114,54 @@ def test_vidore_v1_qa_format_follows_vidore_benchmark_rules(tmp_path):
     assert record["budgets"][0]["main_score"] == pytest.approx(1 / LOG2_3, abs=1e-6)
 
 
+def test_vidore_v1_qa_floors_scores_at_zero_except_the_first_rows_page(tmp_path):
+    """vidore-benchmark's loop, replayed by hand over every row: `results[q][filename] =
+    max(results[q].get(filename, 0), score)` after the first passage; then pytrec_eval."""
+    import pytrec_eval
+    import torch
+
+    from harness.protocol import Item
+    from harness.testing import HashEncoder
+
+    spec = get_tasks("vidore-v1-qa-tabfquad")[0]
+    colours = list(fx.RGB)
+    rows = [
+        (f"question {i % 9}" if i % 4 else None, colours[i % 4], f"p{(i * 5) % 7:02d}.png")
+        for i in range(24)
+    ]
+    fx.write_qa(tmp_path / "data" / spec.dataset.path, rows)
+    encoder = HashEncoder(query_vectors=1, candidate_vectors=1, dim=8)
+    record = evaluate(tmp_path, [spec], tmp_path / "data", encoder=encoder)[0]
+
+    data = spec.load(tmp_path / "data")
+    pages = {c.id: c for c in data.candidates}
+    fresh = HashEncoder(**encoder.card.args)
+    page_vectors = {
+        name: fresh.encode([pages[name]], role="candidate").vectors[0, 0] for name in pages
+    }
+    results, unfloored, qrels = {}, {}, {}
+    for query in dict.fromkeys(r[0] for r in rows if r[0] is not None):
+        q = fresh.encode([Item("x", query)], role="query").vectors[0, 0]
+        qrels[query] = {[r[2] for r in rows if r[0] == query][-1]: 1}
+        for docidx, (_, _, filename) in enumerate(rows):
+            score = float(torch.dot(q, page_vectors[filename]))
+            if query in results:
+                results[query][filename] = max(results[query].get(filename, 0), score)
+            else:
+                results[query] = {filename: score}
+            unfloored.setdefault(query, {})[filename] = score
+    negatives = sum(s < 0 for r in unfloored.values() for s in r.values())
+    assert negatives > 10  # the rule is exercised
+
+    def mean_ndcg(run):
+        evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_5"})
+        values = [v["ndcg_cut_5"] for v in evaluator.evaluate(run).values()]
+        return sum(values) / len(values)
+
+    assert mean_ndcg(results) != pytest.approx(mean_ndcg(unfloored), abs=1e-3)
+    assert record["budgets"][0]["main_score"] == pytest.approx(mean_ndcg(results), abs=1e-6)
+
+
 MMEB_ROWS = [
     # red image: "red" wins.  gray image: a three-way tie, which the official rule counts.
     # blue image against [red, blue]: wrong.  text query "green" against green / red pictures.
