@@ -143,7 +143,7 @@ def test_vidore_v1_qa_floors_scores_at_zero_except_the_first_rows_page(tmp_path)
     for query in dict.fromkeys(r[0] for r in rows if r[0] is not None):
         q = fresh.encode([Item("x", query)], role="query").vectors[0, 0]
         qrels[query] = {[r[2] for r in rows if r[0] == query][-1]: 1}
-        for docidx, (_, _, filename) in enumerate(rows):
+        for _, _, filename in rows:  # every row is a passage, in dataset order
             score = float(torch.dot(q, page_vectors[filename]))
             if query in results:
                 results[query][filename] = max(results[query].get(filename, 0), score)
