@@ -54,6 +54,44 @@ def write_beir(
     )
 
 
+def write_beir_subsets(
+    repo: Path,
+    pages: dict[int, str],
+    queries: dict[str, list[tuple[str, str]]],
+    qrels: list[tuple[str, int, int]],
+    *,
+    id_column: str = "id",
+) -> None:
+    """mteb's multilingual layout (ViDoRe v3 `*_mteb_format`): configs `<lang>-corpus`,
+    `<lang>-queries`, `<lang>-qrels`, split test, string ids (`corpus-test-<n>`). Every subset
+    holds the whole corpus and every language's qrels, as the published repos do."""
+    for lang, rows in queries.items():
+        _write(
+            {
+                id_column: [f"corpus-test-{n}" for n in pages],
+                "image": [{"bytes": png(c), "path": f"{c}.png"} for c in pages.values()],
+            },
+            Features({id_column: Value("string"), "image": Image()}),
+            repo / f"{lang}-corpus" / "test-00000-of-00001.parquet",
+        )
+        _write(
+            {id_column: [r[0] for r in rows], "text": [r[1] for r in rows]},
+            Features({id_column: Value("string"), "text": Value("string")}),
+            repo / f"{lang}-queries" / "test-00000-of-00001.parquet",
+        )
+        _write(
+            {
+                "query-id": [r[0] for r in qrels],
+                "corpus-id": [f"corpus-test-{r[1]}" for r in qrels],
+                "score": [r[2] for r in qrels],
+            },
+            Features(
+                {"query-id": Value("string"), "corpus-id": Value("string"), "score": Value("int64")}
+            ),
+            repo / f"{lang}-qrels" / "test-00000-of-00001.parquet",
+        )
+
+
 def write_qa(repo: Path, rows: list[tuple[str | None, str, str]]) -> None:
     """Default config, split test: (query, page colour, image_filename) rows. Each filename's
     image has its own width, so pages of one colour still differ in content."""

@@ -93,6 +93,67 @@ def test_vidore_v2_languages_pooled_and_english_only(tmp_path):
     assert set(row["groups"]) == {"english", "french"}
 
 
+def test_vidore_v3_mteb_format_language_subsets_by_hand(tmp_path):
+    spec = get_tasks("vidore-v3-hr")[0]
+    assert spec.dataset.path == "vidore/vidore_v3_hr_mteb_format"
+    assert spec.dataset.revision == "bc7d43d64815ed30f664168c8052106484aba7fd"
+    assert spec.counts["queries"] == 1908  # mteb's published count: 318 in each of 6 languages
+    # One judged query per language (and one unjudged, which mteb drops). By hand (nDCG@10):
+    # "red" -> red page first: 1.  "yellow" (relevant green): gray, then red / green tie and
+    # trec_eval puts "corpus-test-2" first -> rank 2: 1/log2(3).  "cyan" (blue 2, gray 1):
+    # gray, then blue / green tie -> blue first: (1 + 2/log2(3)) / (2 + 1/log2(3)).
+    # "red" with blue relevant: red, gray, then blue / green tie at 0 -> blue 3rd: 1/2.
+    texts = {
+        "english": "red",
+        "french": "yellow",
+        "spanish": "cyan",
+        "german": "red",
+        "italian": "yellow",
+        "portuguese": "red",
+    }
+    queries = {lang: [(f"{lang}-1", t), (f"{lang}-unjudged", "red")] for lang, t in texts.items()}
+    relevant = {"red": [(1, 1)], "yellow": [(2, 1)], "cyan": [(3, 2), (4, 1)]}
+    qrels = [
+        (f"{lang}-1", page, gain)
+        for lang, t in texts.items()
+        for page, gain in (relevant[t] if lang != "portuguese" else [(3, 1)])
+    ]
+    fx.write_beir_subsets(tmp_path / "data" / spec.dataset.path, PAGES, queries, qrels)
+    data = spec.load(tmp_path / "data")
+    assert len(data.queries) == 6 and len(data.candidates) == 4 and not data.notes
+    assert data.query_groups == {lang: [f"{lang}-1"] for lang in texts}
+    row = evaluate(tmp_path, [spec], tmp_path / "data")[0]["budgets"][0]
+    cyan = (1 + 2 / LOG2_3) / (2 + 1 / LOG2_3)
+    expected = {
+        "english": 1.0,
+        "french": 1 / LOG2_3,
+        "spanish": cyan,
+        "german": 1.0,
+        "italian": 1 / LOG2_3,
+        "portuguese": 0.5,
+    }
+    for lang, value in expected.items():
+        assert row["metrics"][f"ndcg_at_10_{lang}"] == pytest.approx(value, abs=1e-6)
+    mean = sum(expected.values()) / 6  # mteb's mean over subsets = the pooled mean here
+    assert row["main_score"] == pytest.approx(mean, abs=1e-6)
+    assert row["metrics"]["ndcg_at_10_group_mean"] == pytest.approx(mean, abs=1e-6)
+
+
+def test_vidore_v3_repeated_query_ids_and_differing_corpora_are_named(tmp_path):
+    spec = get_tasks("vidore-v3-physics")[0]
+    langs = ["english", "french", "spanish", "german", "italian", "portuguese"]
+    repo = tmp_path / "data" / spec.dataset.path
+    fx.write_beir_subsets(
+        repo, PAGES, {lang: [("q1", "red")] for lang in langs}, [("q1", 1, 1)], id_column="_id"
+    )
+    fx.write_beir_subsets(repo, {**PAGES, 5: "red"}, {"german": [("q1", "red")]}, [("q1", 1, 1)])
+    data = spec.load(tmp_path / "data")
+    assert sorted(q.id for q in data.queries) == sorted(f"{lang}/q1" for lang in langs)
+    assert len(data.candidates) == 5
+    assert any("stored as <language>/<id>" in n for n in data.notes)
+    assert any("corpora differ" in n for n in data.notes)
+
+
 def test_vidore_v1_qa_format_follows_vidore_benchmark_rules(tmp_path):
     spec = get_tasks("vidore-v1-qa-docvqa")[0]
     fx.write_qa(
@@ -327,7 +388,7 @@ def test_every_registered_benchmark_task_is_complete():
             if spec.benchmark == "vidore-v3"
             else "ndcg_at_5"
         )
-        if spec.benchmark in ("vidore-v1", "vidore-v2", "mmeb"):
+        if spec.benchmark in ("vidore-v1", "vidore-v2", "vidore-v3", "mmeb"):
             assert spec.dataset.revision and len(spec.dataset.revision) == 40
 
 
