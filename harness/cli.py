@@ -578,6 +578,17 @@ def _emit(text: str, output: str | None) -> None:
         ) from exc
 
 
+def _printed_already(record: logging.LogRecord) -> bool:
+    """False for a record that a library's own handler (huggingface_hub, transformers) has
+    printed on its way up, so that it is not printed twice."""
+    name = record.name
+    while name:
+        if logging.getLogger(name).handlers:
+            return False
+        name = name.rpartition(".")[0]
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -585,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_printed_already)
     try:
         if args.command == "list":
             return _cmd_list(args.what)

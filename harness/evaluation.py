@@ -754,6 +754,7 @@ def run(
     dist, joined = distributed.init(config.resolved_device())
     records = []
     try:
+        _find_datasets(specs, config, dist)
         for model in models:
             encoder = (
                 model
@@ -773,6 +774,25 @@ def run(
     finally:
         distributed.finish(joined)
     return records
+
+
+def _find_datasets(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:
+    """Find (or, online without --data-dir, fetch) every hub dataset before any model loads;
+    under torch.distributed rank 0 does it and a failure stops every rank."""
+    from harness.hub import dataset_root
+
+    failure = None
+    if dist.is_main:
+        try:
+            for spec in specs:
+                if spec.hub_snapshot:
+                    dataset_root(spec, config.data_dir)
+        except HarnessError as exc:
+            failure = exc
+    if dist.enabled:
+        failure = dist.broadcast(failure)
+    if failure is not None:
+        raise failure
 
 
 def _run_task(

@@ -64,30 +64,35 @@ def fetch_root(
 ) -> Path:
     """The local folder with the dataset repo's files.
 
-    A snapshot in `data_dir` (or in the default data dir) is used as it is; otherwise, unless
-    the hub is switched off, the repo is fetched at the pinned revision into that folder first.
+    A snapshot in `data_dir` (or in the default data dir) is used as it is. A `data_dir` means
+    offline snapshots, so a dataset missing there is an error and the network is not touched;
+    so is one missing while HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set. Otherwise the repo is
+    fetched at the pinned revision into the default data dir first.
     """
     for folder in (data_dir, default_data_dir()):
         local = snapshot_dir(ref, folder)
         if local is not None:
             return local
     hint = prefetch_hint([name], data_dir)
-    where = (
-        f"not in --data-dir {str(data_dir)!r}"
-        if data_dir is not None
-        else "not downloaded and no --data-dir was given"
-    )
+    revision = ref.revision or "main"
+    if data_dir is not None:
+        raise HarnessError(
+            f"dataset {ref.path} (revision {revision}) is not in --data-dir {str(data_dir)!r} "
+            f"(looked for {Path(data_dir) / ref.path}); fetch it where the hub is reachable "
+            f"with: {hint}, or drop --data-dir to download it into {default_data_dir()}"
+        )
     if _offline():
         raise HarnessError(
-            f"dataset {ref.path} (revision {ref.revision or 'main'}) is {where}, and the hub is "
-            f"switched off (HF_HUB_OFFLINE); fetch it once with: {hint}"
+            f"dataset {ref.path} (revision {revision}) is not downloaded and no --data-dir was "
+            f"given, and the hub is switched off (HF_HUB_OFFLINE); fetch it once with: {hint}"
         )
-    target = Path(data_dir) if data_dir is not None else default_data_dir()
+    target = default_data_dir()
     try:
         prefetch([(ref, files, archives)], target)
     except HarnessError as exc:
         raise HarnessError(
-            f"dataset {ref.path} is {where}; {exc}; fetch it where the hub is reachable with: {hint}"
+            f"dataset {ref.path} is not downloaded and no --data-dir was given; {exc}; fetch it "
+            f"where the hub is reachable with: {hint}"
         ) from exc
     return target / ref.path
 

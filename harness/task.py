@@ -52,6 +52,9 @@ class TaskSpec:
     # What `prefetch` fetches from the repo (None: everything) and which archives it unzips.
     files: tuple[str, ...] | None = None
     archives: tuple[str, ...] = ()
+    # The loader reads a hub snapshot of `dataset` (--data-dir, or downloaded): a run finds or
+    # fetches it before loading any model, so a missing dataset fails fast.
+    hub_snapshot: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

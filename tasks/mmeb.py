@@ -146,6 +146,7 @@ TASKS = [
         split=split,
         description=f"MMEB {category} subset {subset} ({split})",
         modalities=("text", "image"),
+        hub_snapshot=True,
         counts={"queries": 1000},
         options={"subset": subset},
         files=("*/test-*.parquet", "images.zip"),

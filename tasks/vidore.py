@@ -109,6 +109,7 @@ def _v1(name: str, repo: str, revision: str, counts: dict[str, int], description
         description=description,
         languages=("en",),
         modalities=("text", "image"),
+        hub_snapshot=True,
         counts=counts,
     )
 
@@ -212,6 +213,7 @@ V1_QA = [
         description="QA format, vidore-benchmark rules (query dedup, last row's page relevant)",
         languages=("en",),
         modalities=("text", "image"),
+        hub_snapshot=True,
     )
     for name, (repo, revision) in _QA.items()
 ]
@@ -237,6 +239,7 @@ def _v2(
         description=description,
         languages=languages,
         modalities=("text", "image"),
+        hub_snapshot=True,
         counts={"queries": queries, "corpus": corpus},
         options={"by_language": len(languages) > 1},
     )
@@ -368,6 +371,7 @@ def _v3(
         description=description,
         languages=V3_LANGUAGES,
         modalities=("text", "image"),
+        hub_snapshot=True,
         counts={"queries": per_language * len(V3_LANGUAGES), "corpus": corpus},
         options={"subsets": V3_LANGUAGES},
     )

@@ -248,3 +248,47 @@ def test_a_failed_run_leaves_no_empty_output_folder(tmp_path):
     out = cli(*args, *base_args(tmp_path))
     assert out.returncode == 1 and "NaN" in out.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_dataset_in_data_dir_fails_before_any_model_loads_and_offline(tmp_path):
+    # No offline variable, and a hub endpoint that refuses connections: any network attempt
+    # would show up as huggingface_hub retry warnings.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    }
+    env.update(
+        HF_ENDPOINT="http://127.0.0.1:9",
+        HARNESS_TEST_MARK=str(tmp_path / "model-loaded"),
+        PYTHONPATH=str(TESTS),
+    )
+    (tmp_path / "data").mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "--model", "toy_models:marked_encoder"]
+        + ["--tasks", "toy_tasks:CORPUS,vidore-v1-arxivqa", *base_args(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "mteb/arxivqa_test_subsampled_beir" in out.stderr and "not in --data-dir" in out.stderr
+    assert "harness prefetch --tasks vidore-v1-arxivqa" in out.stderr
+    assert "Retry" not in out.stderr and "127.0.0.1" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert not (tmp_path / "model-loaded").exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_records_a_library_printed_itself_are_not_printed_again():
+    import logging
+
+    from harness.cli import _printed_already
+
+    own = logging.getLogger("some_library_with_a_handler")
+    own.addHandler(logging.NullHandler())
+    try:
+        child = logging.LogRecord("some_library_with_a_handler.http", 30, "", 0, "m", None, None)
+        ours = logging.LogRecord("harness.evaluation", 30, "", 0, "m", None, None)
+        assert not _printed_already(child) and _printed_already(ours)
+    finally:
+        own.handlers.clear()

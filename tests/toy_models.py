@@ -104,3 +104,12 @@ class DyingEncoder(HashEncoder):
             if self.candidate_batches == 2:
                 raise RuntimeError("simulated crash of this rank")
         return super().encode(items, role=role, batch_size=batch_size, num_vectors=num_vectors)
+
+
+def marked_encoder(**kw):
+    """The test encoder, after leaving a file at $HARNESS_TEST_MARK: proves a model was loaded."""
+    import os
+    from pathlib import Path
+
+    Path(os.environ["HARNESS_TEST_MARK"]).write_text("loaded")
+    return HashEncoder(**kw)
