@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from harness import faults
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings
@@ -108,11 +109,29 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        faults.reach("shard-write")
         os.chmod(tmp, public_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def shard_damage(path: Path, items: int) -> str | None:
+    """Why a cached shard cannot be used (unreadable, truncated, wrong contents), or None.
+    Reads the header only; safetensors refuses a file shorter than its header declares."""
+    try:
+        with safe_open(path, framework="pt") as handle:
+            keys = set(handle.keys())
+            if keys != {"vectors", "lengths"}:
+                return f"it holds {', '.join(sorted(keys)) or 'nothing'}, not vectors and lengths"
+            vectors = handle.get_slice("vectors").get_shape()
+            lengths = handle.get_slice("lengths").get_shape()
+    except Exception as exc:  # safetensors raises its own error types, and OSError
+        return f"{type(exc).__name__}: {exc}"
+    if len(vectors) != 3 or vectors[0] != items or list(lengths) != [items]:
+        return f"it holds vectors {list(vectors)} and lengths {list(lengths)} for {items} items"
+    return None
 
 
 @dataclass
@@ -225,13 +244,19 @@ class EmbeddingCache:
         for shard in shards:
             if directory is not None:
                 shard.path = self.shard_path(directory, items, shard.start, shard.stop)
-        missing = [
-            i
-            for i, s in enumerate(shards)
-            if s.path is None
-            or not s.path.exists()
-            or (self.refresh and s.path not in self._written)
-        ]
+        missing = []
+        if dist.is_main:
+            for i, s in enumerate(shards):
+                if (
+                    s.path is None
+                    or not s.path.exists()
+                    or (self.refresh and s.path not in self._written)
+                ):
+                    missing.append(i)
+                elif (damage := shard_damage(s.path, len(s))) is not None:
+                    log.warning("cache shard %s is damaged (%s); encoding it again", s.path, damage)
+                    s.path.unlink(missing_ok=True)
+                    missing.append(i)
         missing = dist.broadcast(missing)
         mine = set(missing[dist.rank :: dist.world_size])
         seconds, encoded = 0.0, 0
@@ -256,6 +281,7 @@ class EmbeddingCache:
             )
             if shard.path is not None:
                 _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
+                faults.reach("shard-saved")
             if keep or shard.path is None:
                 shard.data = mv
         # The gather doubles as the barrier after which every shard is on disk.
@@ -335,6 +361,7 @@ class EmbeddingCache:
                     f"model {card.name!r} card says dim {card.dim} but encode() returned dim {mv.dim}"
                 )
             outputs.append(mv.to(device="cpu").zero_padding())
+            faults.reach("encode-batch")
             if progress is not None:
                 progress.update(len(batch))
         merged = MultiVectors.cat(outputs)

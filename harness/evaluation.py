@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from harness import __version__, distributed
+from harness import __version__, distributed, faults
 from harness.budgets import Budget, parse_budgets
 from harness.cache import (
     EmbeddingCache,
@@ -189,6 +189,7 @@ class TaskRun:
     ) -> dict[str, Any]:
         # Scoring runs on unique items, so items with equal content get bit-identical scores
         # and their tie order is exactly the documented one.
+        faults.reach("score")
         spec, cfg = self.spec, self.config
         device = self.device if self.device != "cpu" else None
         began = time.perf_counter()

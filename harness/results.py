@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import faults
+
 SCHEMA_VERSION = 1
 
 
@@ -41,9 +43,12 @@ def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        text = json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n"
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=False, allow_nan=False)
-            handle.write("\n")
+            handle.write(text[: len(text) // 2])
+            handle.flush()
+            faults.reach("result-write")
+            handle.write(text[len(text) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, public_mode())  # mkstemp makes 0600; results are shared like any file
