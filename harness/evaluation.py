@@ -56,9 +56,22 @@ def _cutoffs(top_k: int) -> list[int]:
 def resolve_budgets(
     card: ModelCard, requested: Sequence[Budget] | None, reducible: bool = False
 ) -> list[Budget]:
-    """The budgets to evaluate for one model, checked against what it can provide."""
+    """The budgets to evaluate for one model, checked against what it can provide. `all` on a
+    side where the model has a fixed number of vectors is that number (`allx64` is 16x64 for
+    16 query vectors), so the same budget is never evaluated twice under two names."""
     budgets = list(card.budgets) if requested is None else list(requested)
     valid = ", ".join(b.label for b in card.budgets)
+    fixed = []
+    for budget in budgets:
+        query, candidate = budget.query, budget.candidate
+        query = card.max_vectors("query") if query is None else query
+        candidate = card.max_vectors("candidate") if candidate is None else candidate
+        same = Budget(query, candidate)
+        if same != budget:
+            log.info("budget %s is %s for %s", budget.label, same.label, card.name)
+        if same not in fixed:
+            fixed.append(same)
+    budgets = fixed
     for budget in budgets:
         for role in ("query", "candidate"):
             side, most = budget.side(role), card.max_vectors(role)

@@ -319,3 +319,8 @@ def test_result_from_another_scoring_rule_is_not_silently_extended(tmp_path, set
     stored = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
     for key, value in setting.items():
         assert record["config"][key] == stored["config"][key] == value
+
+
+def test_all_on_a_fixed_side_is_that_count_and_never_a_duplicate_row(tmp_path):
+    record = run(HashEncoder(), tmp_path, tasks=[toy_tasks.CORPUS], budgets="allx64,16x64,1xall")[0]
+    assert [b["label"] for b in record["budgets"]] == ["1x64", "16x64"]
