@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="evaluate only the first N queries of each task (smoke tests)",
     )
-    run.add_argument("--batch-size", type=_positive_int, default=32)
+    run.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="items per encoder call (default 32); lower it when a model runs out of memory",
+    )
     run.add_argument(
         "--shard-size",
         type=_positive_int,
@@ -162,7 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="exact (default), faiss, or faiss:FACTORY[|PARAMS] such as faiss:IVF64,Flat|nprobe=8; "
         "approximate backends serve single-vector budgets and report recall against exact search",
     )
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    run.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where models run and scores are computed (auto: cuda when torch sees a GPU)",
+    )
     run.add_argument(
         "--overwrite", action="store_true", help="recompute results that already exist"
     )
@@ -170,9 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-k",
         type=_positive_int,
         default=100,
-        help="candidates kept per query on shared corpora",
+        help="candidates kept per query on shared corpora (default 100): the run's depth, the "
+        "largest cutoff metrics and TREC run files can use",
     )
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide progress bars (the harness's and the libraries' loading bars) and, unless -v, "
+        "transformers' warnings",
+    )
     run.add_argument(
         "--trec-runs",
         action="store_true",
@@ -358,6 +376,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         values["epochs"] = None  # a --steps flag overrides epochs from a --config file
     if args.no_progress:
         values["progress"] = False
+        _quiet_libraries(args.verbose)
     if isinstance(values.get("model_args"), str):
         values["model_args"] = parse_model_args(values["model_args"])
     output = train(TrainConfig(**values))
@@ -399,7 +418,7 @@ def _cmd_list(what: str) -> int:
             "task",
             "benchmark",
             "category",
-            "split",
+            "ind/ood",
             "kind",
             "main metric",
             "dataset",
@@ -414,7 +433,31 @@ def _cmd_list(what: str) -> int:
     return 0
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """--no-progress: the hub's, transformers' and datasets' progress bars off too, and (unless
+    -v) transformers' warnings and the libraries' deprecation notices; errors still show."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        # Deprecation notices between libraries (peft calling transformers) ask nothing of a user.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+        if not verbose:
+            transformers_logging.set_verbosity_error()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.no_progress:
+        _quiet_libraries(args.verbose)
     from harness.config import RunConfig
     from harness.evaluation import run
     from harness.registry import parse_model_args

@@ -186,6 +186,7 @@ def test_metaembed_mini_runs_end_to_end_offline(tmp_path):
         env_extra={"HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # --no-progress: no loading bars, no library notices either
     assert (
         "| metaembed-mini @ 16x64 |" in result.stdout and "| single-mean @ 1x1 |" in result.stdout
     )
