@@ -462,7 +462,35 @@ def apply_adapter(backbone: Backbone, adapter: str) -> Backbone:
             f"adapter {adapter!r} is not a peft adapter folder (no adapter_config.json)"
         )
     backbone.model = PeftModel.from_pretrained(backbone.model, adapter).eval()
+    check_adapter_loaded(backbone.model, adapter)
     return backbone
+
+
+def check_adapter_loaded(model: Any, adapter: str) -> None:
+    """Every tensor of the adapter file is in the model, with the saved values; peft only warns
+    about missing keys, and a model running without its adapter gives wrong scores quietly."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = Path(adapter, "adapter_model.safetensors")
+    if not weights.is_file():
+        return  # older adapters in .bin: peft loaded them; nothing to compare against here
+    saved = load_file(str(weights))
+    loaded = get_peft_model_state_dict(model)
+    missing = [k for k in saved if k not in loaded]
+    differ = [
+        k
+        for k in saved
+        if k in loaded and not torch.equal(saved[k].float(), loaded[k].detach().float().cpu())
+    ]
+    if missing or differ:
+        bad = missing or differ
+        raise HarnessError(
+            f"adapter {adapter!r} did not load into its backbone: {len(missing)} of {len(saved)} "
+            f"tensors have no place in the model and {len(differ)} differ after loading "
+            f"(e.g. {bad[0]}); it was saved from another model layout (a LoRA applied twice?) "
+            f"and must be retrained"
+        )
 
 
 TEXT_OPTIONS = {"max_length", "ocr"}

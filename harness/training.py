@@ -123,7 +123,27 @@ def _setup_trainable(
 ) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
     """(the encoder's own parameters, backbone parameters) that will be trained."""
     backbone = encoder.backbone
-    if config.tune == "lora":
+    from peft import PeftModel
+
+    if isinstance(backbone.model, PeftModel):
+        # Training from a checkpoint that carries a LoRA adapter: LoRA goes on training that
+        # adapter (a second one on top would be saved under keys the loader cannot place);
+        # full fine-tuning merges it into the weights first; frozen keeps it as it is.
+        saved = backbone.model.peft_config["default"]
+        if config.tune == "lora" and (saved.r, saved.lora_alpha) != (
+            config.lora_r,
+            config.lora_alpha,
+        ):
+            raise UsageError(
+                f"{encoder.card.name} carries a LoRA adapter with r={saved.r}, "
+                f"alpha={saved.lora_alpha}, which training continues; pass --lora-r {saved.r} "
+                f"--lora-alpha {saved.lora_alpha}, or --tune full"
+            )
+        if config.tune == "full":
+            backbone.model = backbone.model.merge_and_unload()
+            encoder.model = backbone.model
+        log.info("continuing the LoRA adapter the model was loaded with")
+    elif config.tune == "lora":
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(

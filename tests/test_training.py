@@ -20,6 +20,7 @@ from harness.losses import mmr_loss, parse_groups
 from harness.training import TrainConfig, read_log, train
 
 TESTS = Path(__file__).parent
+METAEMBED_MINI = TESTS.parent / "baselines" / "checkpoints" / "metaembed-mini"
 
 
 def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=None):
@@ -156,6 +157,13 @@ def test_training_lifts_retrieval_above_the_untrained_model(tmp_path):
     trained = harness.get_model(
         "metaembed", {"checkpoint": str(tmp_path / "ckpt"), "ocr": "none", "name": "trained"}
     )
+    # metaembed-mini carries a LoRA adapter: training went on with that one adapter (saved under
+    # the keys of a single LoRA, so loading places every tensor; a second LoRA stacked on it
+    # would not load), and its weights moved.
+    bundled = load_file(str(METAEMBED_MINI / "adapter" / "adapter_model.safetensors"))
+    continued = load_file(str(tmp_path / "ckpt" / "adapter" / "adapter_model.safetensors"))
+    assert continued.keys() == bundled.keys()
+    assert any(not torch.equal(bundled[k], continued[k]) for k in bundled)
     after = harness.evaluate(trained, [toy_tasks.CORPUS], **common)[0]
     assert after["budgets"][0]["main_score"] > before["budgets"][0]["main_score"] + 0.05, (
         before["budgets"][0]["main_score"],
@@ -512,3 +520,43 @@ def test_steps_and_epochs_flags_exclude_each_other(tmp_path):
         timeout=120,
     )
     assert out.returncode == 2 and "not both" in out.stderr
+
+
+def test_training_a_model_with_an_adapter_of_another_rank_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="--lora-r 32 --lora-alpha 32"):
+        train(
+            TrainConfig(
+                model="metaembed-mini",
+                model_args={"ocr": "none"},
+                data="task:toy_tasks:CORPUS",
+                data_dir=str(tmp_path / "data"),
+                output=str(tmp_path / "ckpt"),
+                steps=1,
+                lora_r=8,
+                progress=False,
+            )
+        )
+    assert not (tmp_path / "ckpt" / "adapter").exists()
+
+
+def test_an_adapter_that_does_not_fit_its_backbone_fails_loudly(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from harness.errors import HarnessError
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(METAEMBED_MINI, ckpt)
+    weights = ckpt / "adapter" / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+    # the keys a LoRA stacked on a LoRA is saved under
+    save_file(
+        {
+            k.replace("base_model.model.", "base_model.model.base_model.model.", 1): v
+            for k, v in tensors.items()
+        },
+        str(weights),
+    )
+    with pytest.raises(HarnessError, match="did not load into its backbone: 74 of 74"):
+        harness.get_model("metaembed", {"checkpoint": str(ckpt), "ocr": "none"})
