@@ -106,6 +106,10 @@ def plot_curves(
     palette = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
     for index, (model, points) in enumerate(sorted(curves.items())):
         color = palette(index % palette.N)
+        if x != "budget":
+            # A cost axis: the line joins budgets in order of cost (measured latency need not
+            # grow with the budget), so it and its band never double back.
+            points = sorted(points, key=lambda p: (p[1], Budget.parse(p[0]).sort_key()))
         xs = [position[lbl] if x == "budget" else v for lbl, v, _ in points]
         ys = [s for _, _, s in points]
         everything += list(zip(xs, ys, strict=True))
@@ -132,7 +136,10 @@ def plot_curves(
             [p[0] for p in front],
             [p[1] for p in front],
             linestyle=":",
-            marker="." if len(front) == 1 else None,
+            marker="o",
+            markersize=11,
+            markerfacecolor="none",
+            markeredgewidth=1.5,
             color="black",
             linewidth=1.5,
             label="Pareto frontier",

@@ -293,3 +293,32 @@ def test_records_a_library_printed_itself_are_not_printed_again():
         assert not _printed_already(child) and _printed_already(ours)
     finally:
         own.handlers.clear()
+
+
+def test_the_readme_task_example_runs_from_another_working_directory(tmp_path):
+    """The 'Bring your own task' code block, saved as my_tasks.py beside a page image."""
+    import re
+
+    from PIL import Image
+
+    readme = (TESTS.parent / "README.md").read_text()
+    section = readme[readme.index("## Bring your own task") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    package = tmp_path / "pkg"
+    (package / "pages").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(package / "pages" / "p1.png")
+    (package / "my_tasks.py").write_text(code)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = cli(
+        "run",
+        "--model",
+        "test-hash",
+        "--tasks",
+        "my_tasks:TASKS",
+        *base_args(tmp_path),
+        cwd=elsewhere,
+        env_extra={"PYTHONPATH": os.pathsep.join([str(package), str(TESTS)])},
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "test-hash" / "my-task.json").is_file()

@@ -290,3 +290,19 @@ def test_partial_results_are_marked_and_kept_out_of_means_and_aggregates():
     assert "| m @ 1x1 |" in aggregate and "| n @ 1x1 |" not in aggregate  # n: partial only
     counted = _tables([full, limited, resized], "md", include_partial=True)
     assert "| n @ 1x1 |" in counted.split("### ViDoRe v1")[1]
+
+
+def test_latency_curve_joins_budgets_in_cost_order_and_a_lone_frontier_point_shows():
+    slow_small = record(
+        "meta", "a", [("1x1", 1, 1, 0.50), ("2x4", 2, 4, 0.60), ("16x64", 16, 64, 0.70)]
+    )
+    for row, ms in zip(slow_small["budgets"], (0.9, 0.2, 0.5), strict=True):
+        row["cost"]["scoring_ms_per_query"] = ms  # under load, 1x1 measured slowest
+    ax = plot_curves([slow_small], "latency", task="a").axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["meta"].get_xdata()) == [0.2, 0.5, 0.9]
+    assert list(lines["meta"].get_ydata()) == pytest.approx([60.0, 70.0, 50.0])
+    lone = plot_curves([record("single", "a", [("1x1", 1, 1, 0.55)])], "index_bytes", task="a")
+    frontier = {line.get_label(): line for line in lone.axes[0].get_lines()}["Pareto frontier"]
+    assert list(frontier.get_xdata()) == [32.0] and frontier.get_marker() == "o"
+    assert frontier.get_markersize() > 8 and frontier.get_markerfacecolor() == "none"
