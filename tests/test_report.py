@@ -306,3 +306,16 @@ def test_latency_curve_joins_budgets_in_cost_order_and_a_lone_frontier_point_sho
     frontier = {line.get_label(): line for line in lone.axes[0].get_lines()}["Pareto frontier"]
     assert list(frontier.get_xdata()) == [32.0] and frontier.get_marker() == "o"
     assert frontier.get_markersize() > 8 and frontier.get_markerfacecolor() == "none"
+
+
+def test_every_model_has_its_own_colour_lines_and_points_alike():
+    from matplotlib.colors import to_hex
+
+    ax = plot_curves(RECORDS, "index_bytes", task="a").axes[0]
+    colours = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
+    for collection in ax.collections:
+        if collection.get_label() in ("single", "colbert"):
+            colours[collection.get_label()] = to_hex(collection.get_facecolor()[0])
+    models = {k: v for k, v in colours.items() if k != "Pareto frontier"}
+    assert set(models) == {"meta", "single", "colbert"}
+    assert len(set(models.values())) == 3
