@@ -476,7 +476,7 @@ def check_adapter_loaded(model: Any, adapter: str) -> None:
     if not weights.is_file():
         return  # older adapters in .bin: peft loaded them; nothing to compare against here
     saved = load_file(str(weights))
-    loaded = get_peft_model_state_dict(model)
+    loaded = get_peft_model_state_dict(model, save_embedding_layers=False)
     missing = [k for k in saved if k not in loaded]
     differ = [
         k
