@@ -113,3 +113,17 @@ def marked_encoder(**kw):
 
     Path(os.environ["HARNESS_TEST_MARK"]).write_text("loaded")
     return HashEncoder(**kw)
+
+
+class ReducingEncoder(HashEncoder):
+    """The test encoder as a non-nested model that derives smaller budgets from its full
+    encoding (as ColBERT-style token pooling does): `reduce` keeps the first n vectors, scaled."""
+
+    def __init__(self, **kw):
+        super().__init__(name="test-reduce", nested=False, ragged=True, **kw)
+
+    def reduce(self, mv, role, num_vectors):
+        if num_vectors is None:
+            return mv
+        kept = mv.prefix(num_vectors)
+        return MultiVectors(kept.vectors * 0.5, kept.lengths)
