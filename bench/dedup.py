@@ -5,7 +5,7 @@ candidates, and the lists are drawn from a small shared label set (ImageNet-1K: 
 each of 1000 lists; N24News: 24). Two ways to encode and score it, side by side in one process
 in rotated rounds:
 
-- dedup (the harness path): `evaluation._unique` over the list entries and the queries, encode
+- dedup (the harness path): `harness.pipeline.data.unique` over the list entries and the queries, encode
   the unique items once (EmbeddingCache(None), nothing on disk), `score_candidate_lists` on the
   unique rows (a block of queries is scored in one GEMM against the union of its lists);
 - no dedup: every list entry encoded as its own item, each query scored against its own rows.
@@ -30,7 +30,7 @@ from common import rotated_medians
 
 from harness.budgets import Budget
 from harness.cache import EmbeddingCache, EncodeStats
-from harness.evaluation import _unique
+from harness.pipeline.data import unique as _unique
 from harness.protocol import Item
 from harness.scoring import score_candidate_lists
 from harness.testing import HashEncoder

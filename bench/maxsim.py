@@ -158,7 +158,7 @@ def run_case(name, q, c, budget, args, peer_fns, with_einsum=True):
     }
     if with_einsum:
         variants["naive einsum (fp32)"] = lambda: einsum_naive(rq, rc)
-    if device == "cuda":  # as TaskRun scores: embeddings in CPU memory, each block sent over
+    if device == "cuda":  # as the score stage does: embeddings in CPU memory, each block sent over
         q_cpu, c_cpu = q.to("cpu"), c.to("cpu")
         variants["harness score_corpus, CPU-resident, device=cuda"] = lambda: score_corpus(
             q_cpu, c_cpu, budget, k=k, compute_dtype=cdt, device=device
@@ -192,7 +192,7 @@ def run_case(name, q, c, budget, args, peer_fns, with_einsum=True):
 def candidate_lists_case(args, d=3584, pool=2000, nq=200):
     """nq queries, each with 100 candidates drawn from `pool` (2000: lists barely overlap;
     150: they share most candidates, as MMEB classification label sets do)."""
-    # Embeddings stay in CPU memory, as in TaskRun; on CUDA the blocks are sent to the device.
+    # Embeddings stay in CPU memory, as in the score stage; on CUDA the blocks are sent to the device.
     device, cdt = args.device, DTYPES[args.compute_dtype]
     dtype = torch.float32 if args.device == "cpu" else DTYPES[args.dtype[0]]
     q, c = data(nq, pool, 16, 64, d, dtype, seed=1)

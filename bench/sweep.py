@@ -1,13 +1,13 @@
 """Budget sweep: encode once and slice, against re-encoding per budget.
 
 With the bundled metaembed-mini checkpoint on the offline mini task, through the harness's own
-encode and score paths (TaskRun._encoded / _score_budget, EmbeddingCache(None): nothing cached,
+encode and score stages (harness.pipeline.encode.encode_pass / score.score_budget, EmbeddingCache(None): nothing cached,
 so every variant really encodes):
 
-- (a) sliced sweep: one encoding pass, then all 5 budgets scored on prefixes (what TaskRun does
+- (a) sliced sweep: one encoding pass, then all 5 budgets scored on prefixes (what the encode stage does
   for nested models);
 - (b) re-encoding sweep: one encoding pass per budget, with num_vectors = the budget (what
-  TaskRun does for non-nested models; MetaEmbed computes every slot whatever num_vectors is);
+  the encode stage does for non-nested models; MetaEmbed computes every slot whatever num_vectors is);
 - (b') re-encoding with only the budget's slots: the meta-token table cut to the budget's
   r_q query and r_c candidate slots, the cheapest a per-budget encoder could be;
 - (c) a single budget (16x64): one encoding pass and one scoring.
@@ -32,7 +32,10 @@ from common import rotated_medians
 from harness.budgets import Budget
 from harness.cache import EmbeddingCache
 from harness.config import RunConfig
-from harness.evaluation import TaskRun, _Encoded, _prepare
+from harness.pipeline.context import TaskContext
+from harness.pipeline.data import prepare
+from harness.pipeline.encode import Encoded, EncodeTiming, encode_pass
+from harness.pipeline.score import score_budget
 from harness.registry import get_model, get_tasks
 from harness.task import TaskData
 
@@ -74,40 +77,41 @@ def only_slots(model, rq: int, rc: int):
 class Sweep:
     def __init__(self, encoder, spec, data, config):
         self.encoder, self.spec, self.config = encoder, spec, config
-        self.prepared = _prepare(spec, data)
+        self.prepared = prepare(spec, data)
         self.encode_s = 0.0
         self.last: dict[str, float] = {}
 
-    def _run(self) -> TaskRun:
-        run = TaskRun(self.encoder, self.spec, self.config, EmbeddingCache(None))
-        run.data = self.prepared
-        return run
+    def _run(self) -> TaskContext:
+        return TaskContext(self.encoder, self.spec, self.config, EmbeddingCache(None))
 
-    def _encode(self, run: TaskRun, budget: Budget | None) -> _Encoded:
+    def _encode(self, ctx: TaskContext, budget: Budget | None) -> Encoded:
         began = time.perf_counter()
-        enc = run._encoded(self.prepared, budget)
+        enc = encode_pass(ctx, self.prepared, budget, EncodeTiming())
         self.encode_s += time.perf_counter() - began
         return enc
 
+    def _score(self, ctx: TaskContext, enc: Encoded, slice_to: Budget | None) -> float:
+        scored = score_budget(ctx, self.prepared, enc, slice_to)
+        return scored.metrics[self.spec.main_metric]
+
     def sliced(self, budgets=BUDGETS):
-        run = self._run()
-        enc = self._encode(run, None)
-        rows = [run._score_budget(self.prepared, enc, b, b) for b in budgets]
-        return {r["label"]: r["main_score"] for r in rows}
+        ctx = self._run()
+        enc = self._encode(ctx, None)
+        return {b.label: self._score(ctx, enc, b) for b in budgets}
 
     def reencode(self):
-        run, out = self._run(), {}
+        ctx, out = self._run(), {}
         for b in BUDGETS:
-            enc = self._encode(run, b)
-            out[b.label] = run._score_budget(self.prepared, enc, b, b)["main_score"]
+            enc = self._encode(ctx, b)
+            out[b.label] = self._score(ctx, enc, b)
         return out
 
     def own_slots(self):
-        run, out = self._run(), {}
+        ctx, out = self._run(), {}
         for b in BUDGETS:
             with only_slots(self.encoder, b.query, b.candidate):
-                enc = self._encode(run, b)
-            out[b.label] = run._score_budget(self.prepared, enc, b, None)["main_score"]
+                enc = self._encode(ctx, b)
+            out[b.label] = self._score(ctx, enc, None)
         return out
 
     def timed(self, fn):

@@ -143,3 +143,23 @@ class Encoder(Protocol):
     def card(self) -> ModelCard: ...
 
     def encode(self, items: Sequence[Item], *, role: Role, batch_size: int) -> MultiVectors: ...
+
+
+@runtime_checkable
+class ReducingEncoder(Encoder, Protocol):
+    """An encoder that derives a smaller budget from its full encoding (ColBERT-style token
+    pooling): the harness encodes once and calls `reduce` per budget instead of re-encoding."""
+
+    def reduce(self, mv: MultiVectors, role: Role, num_vectors: int | None) -> MultiVectors: ...
+
+
+@runtime_checkable
+class TrainableEncoder(Encoder, Protocol):
+    """An encoder that `harness train` can train: a torch module over a backbone, with the
+    weights it adds of its own, that saves itself as a checkpoint its family loads."""
+
+    backbone: Any
+
+    def save_pretrained(self, directory: Any, include_backbone: bool = False) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...

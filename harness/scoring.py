@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DEFAULT_QUERY_BLOCK = 256
 PADDING_RULES = ("exact", "zero")
+# --score-dtype: the dtype of the MaxSim GEMM
+SCORE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def maxsim(

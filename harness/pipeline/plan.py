@@ -1,0 +1,190 @@
+"""Stage 1, plan: check the run's settings, resolve a model's budgets, find every dataset before
+any model loads, and decide which budgets of a (model, task) are left to compute."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import distributed
+from harness.budgets import Budget
+from harness.config import RunConfig
+from harness.errors import HarnessError, UsageError
+from harness.index import parse_index
+from harness.protocol import ModelCard
+from harness.results import read_result, result_path
+from harness.scoring import PADDING_RULES, SCORE_DTYPES
+from harness.task import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+def check_settings(config: RunConfig) -> None:
+    """Every setting that can be wrong, checked before anything is loaded (exit code 2)."""
+    if config.limit is not None and config.limit < 1:
+        raise UsageError(f"--limit must be a positive number of queries, got {config.limit}")
+    if config.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, got {config.batch_size}")
+    if config.device not in ("auto", "cpu", "cuda") and not str(config.device).startswith("cuda:"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got {config.device!r}")
+    if config.resolved_device().startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            "--device cuda was asked for but torch sees no GPU; use --device cpu or auto"
+        )
+    if config.shard_size < 1:
+        raise UsageError(f"--shard-size must be positive, got {config.shard_size}")
+    if config.memory_limit is not None and config.memory_limit < 1:
+        raise UsageError(f"--memory-limit must be a positive size, got {config.memory_limit}")
+    if config.memory_limit is not None and config.no_cache:
+        raise UsageError("--memory-limit scores candidates from the cache on disk; drop --no-cache")
+    parse_index(config.index)
+    if config.candidate_padding not in PADDING_RULES:
+        raise UsageError(
+            f"--candidate-padding must be one of {', '.join(PADDING_RULES)}, "
+            f"got {config.candidate_padding!r}"
+        )
+    if config.score_dtype not in SCORE_DTYPES:
+        raise UsageError(
+            f"--score-dtype must be one of {', '.join(SCORE_DTYPES)}, got {config.score_dtype!r}"
+        )
+    if distributed.current().enabled and config.no_cache:
+        raise UsageError(
+            "a distributed run exchanges embeddings through the cache; drop --no-cache "
+            "(and give every rank the same --cache-dir on a shared filesystem)"
+        )
+
+
+def resolve_budgets(
+    card: ModelCard, requested: Sequence[Budget] | None, reducible: bool = False
+) -> list[Budget]:
+    """The budgets to evaluate for one model, checked against what it can provide. `all` on a
+    side where the model has a fixed number of vectors is that number (`allx64` is 16x64 for
+    16 query vectors), so the same budget is never evaluated twice under two names."""
+    budgets = list(card.budgets) if requested is None else list(requested)
+    valid = ", ".join(b.label for b in card.budgets)
+    fixed = []
+    for budget in budgets:
+        query, candidate = budget.query, budget.candidate
+        query = card.max_vectors("query") if query is None else query
+        candidate = card.max_vectors("candidate") if candidate is None else candidate
+        same = Budget(query, candidate)
+        if same != budget:
+            log.info("budget %s is %s for %s", budget.label, same.label, card.name)
+        if same not in fixed:
+            fixed.append(same)
+    budgets = fixed
+    for budget in budgets:
+        for role in ("query", "candidate"):
+            side, most = budget.side(role), card.max_vectors(role)
+            if side is not None and most is not None and side > most:
+                raise UsageError(
+                    f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
+                    f"provides {most}; valid budgets for it: {valid}"
+                )
+        if not card.nested and not reducible and budget not in card.budgets:
+            raise UsageError(
+                f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
+            )
+    return sorted(budgets, key=Budget.sort_key)
+
+
+def find_datasets(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:
+    """Find (or, online without --data-dir, fetch) every hub dataset before any model loads;
+    under torch.distributed rank 0 does it and a failure stops every rank."""
+    from harness.hub import dataset_root
+
+    failure = None
+    if dist.is_main:
+        try:
+            for spec in specs:
+                if spec.hub_snapshot:
+                    dataset_root(spec, config.data_dir)
+        except HarnessError as exc:
+            failure = exc
+    if dist.enabled:
+        failure = dist.broadcast(failure)
+    if failure is not None:
+        raise failure
+
+
+@dataclass
+class TaskPlan:
+    """One (model, task): where its result goes, the budgets left to compute, and the stored
+    result they extend (None: a fresh result)."""
+
+    path: Path
+    budgets: list[Budget]
+    stored: dict[str, Any] | None
+
+
+def plan_task(
+    card: ModelCard,
+    spec: TaskSpec,
+    budgets: list[Budget],
+    config: RunConfig,
+    output: Path,
+    dist: distributed.Dist,
+) -> TaskPlan:
+    """Rank 0 reads the stored result and tells the others which budgets remain."""
+    path = result_path(output, card.name, spec.name)
+    stored = None
+    plan: list[str] | UsageError | None = None
+    if dist.is_main:
+        plan = [b.label for b in budgets]
+        if path.exists() and not config.overwrite:
+            stored = read_stored(path)
+        if stored is not None:
+            why = incompatibility(stored, card.args, spec, config)
+            if why is not None:
+                plan = UsageError(
+                    f"{path} holds a result from another setting ({why}); pass --overwrite to "
+                    f"replace it or --output to write elsewhere"
+                )
+            else:
+                done = {b["label"] for b in stored["budgets"]}
+                plan = [b.label for b in budgets if b.label not in done]
+    plan = dist.broadcast(plan)
+    if isinstance(plan, UsageError):
+        raise plan
+    return TaskPlan(path, [b for b in budgets if b.label in plan], stored)
+
+
+def read_stored(path: Path) -> dict[str, Any] | None:
+    """A finished result to build on, or None (recomputed) when the file is unreadable or
+    truncated: such a file is named and replaced, never loaded."""
+    try:
+        stored = read_result(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s is not a readable result file (%s); recomputing it", path, exc)
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("budgets"), list):
+        log.warning("%s is not a result file of this harness; recomputing it", path)
+        return None
+    return stored
+
+
+def incompatibility(
+    stored: dict[str, Any], record_model_args: dict[str, Any], spec: TaskSpec, config: RunConfig
+) -> str | None:
+    """Why a stored result cannot be extended by this run, or None when it can."""
+    if stored.get("model", {}).get("args") != record_model_args:
+        return f"model args {stored.get('model', {}).get('args')} differ from {record_model_args}"
+    if stored.get("task", {}).get("dataset") != spec.metadata()["dataset"]:
+        return "the dataset revision differs"
+    settings = stored.get("config", {})
+    if settings.get("limit") != config.limit:
+        return f"--limit {settings.get('limit')} differs from {config.limit}"
+    # Files written before these settings were recorded used the defaults.
+    if settings.get("score_dtype", "float32") != config.score_dtype:
+        return f"--score-dtype {settings.get('score_dtype', 'float32')} differs from {config.score_dtype}"
+    if settings.get("candidate_padding", "exact") != config.candidate_padding:
+        return (
+            f"--candidate-padding {settings.get('candidate_padding', 'exact')} differs from "
+            f"{config.candidate_padding}"
+        )
+    return None

@@ -1,0 +1,168 @@
+"""Stage 5, record: a budget's scores become its result row (metrics, cost, groups, index,
+per-query scores; TREC run file on request), and the rows the task's result record."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness import __version__
+from harness.budgets import Budget
+from harness.cache import ShardedVectors
+from harness.cost import budget_cost
+from harness.metrics import trec_order
+from harness.pipeline.context import TaskContext
+from harness.pipeline.data import Prepared
+from harness.pipeline.encode import Encoded, EncodeTiming
+from harness.pipeline.score import Run, Scored
+from harness.results import SCHEMA_VERSION, environment, git_sha, now, safe_name
+
+
+def budget_row(
+    ctx: TaskContext,
+    data: Prepared,
+    enc: Encoded,
+    budget: Budget,
+    slice_budget: Budget | None,
+    scored: Scored,
+) -> dict[str, Any]:
+    cost = budget_cost(
+        enc.queries.lengths[data.query_rows],
+        enc.candidates.lengths[data.candidate_rows],
+        None if slice_budget is None else slice_budget.query,
+        None if slice_budget is None else slice_budget.candidate,
+        enc.queries.dim,
+        ctx.card.dtype,
+    )
+    cost["scoring_ms_per_query"] = 1000.0 * scored.seconds / max(1, len(data.queries))
+    cost["scoring_timing_runs"] = scored.timing_runs
+    cost["n_candidates_scored"] = scored.n_scored
+    cost["candidates_out_of_core"] = isinstance(enc.candidates, ShardedVectors)
+    row = {
+        "label": budget.label,
+        "query": budget.query,
+        "candidate": budget.candidate,
+        "main_score": scored.metrics[ctx.spec.main_metric],
+        "metrics": dict(sorted(scored.metrics.items())),
+        "cost": cost,
+    }
+    if scored.groups:
+        row["groups"] = scored.groups
+    if scored.index is not None:
+        row["index"] = scored.index
+    # Per-query main scores, for confidence intervals and paired tests in reports.
+    row["per_query"] = scored.per_query
+    if ctx.config.trec_runs:
+        write_trec(ctx, scored.run, budget)
+    return row
+
+
+def write_trec(ctx: TaskContext, run: Run, budget: Budget) -> None:
+    """`qid Q0 docid rank score tag`, ranked as trec_eval ranks them."""
+    path = (
+        Path(ctx.config.output)
+        / safe_name(ctx.card.name)
+        / "runs"
+        / f"{safe_name(ctx.spec.name)}.{budget.label}.trec"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = safe_name(f"{ctx.card.name}_{budget.label}")
+    lines = []
+    for qid in sorted(run):
+        for rank, doc in enumerate(trec_order(run[qid]), 1):
+            score = run[qid][doc]
+            lines.append(
+                f"{qid} Q0 {doc} {rank} {score if score != float('-inf') else -1e30:.6f} {tag}\n"
+            )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+
+
+def task_record(
+    ctx: TaskContext,
+    data: Prepared,
+    size_check: dict[str, Any],
+    rows: list[dict[str, Any]],
+    timing: EncodeTiming,
+) -> dict[str, Any]:
+    """The result record of a task (the layout of README's "Result files")."""
+    card, t, world = ctx.card, timing, ctx.dist.world_size
+    encoded = t.query.encoded + t.candidate.encoded
+    seconds = t.query.seconds + t.candidate.seconds
+    task = ctx.spec.metadata()
+    version = task.pop("version")
+    task.update(n_queries=len(data.queries), n_candidates=len(data.candidates), version=version)
+    task["notes"] = list(data.notes)
+    task["size_check"] = size_check
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": __version__,
+        "git_sha": git_sha(),
+        "created_at": now(),
+        "model": {
+            "name": card.name,
+            "family": card.family,
+            "backbone": card.backbone,
+            "revision": card.revision,
+            "n_params": card.n_params,
+            "dim": card.dim,
+            "args": card.args,
+            "backbone_params": card.backbone_params,
+            "training": card.training,
+        },
+        "task": task,
+        "budgets": rows,
+        "encode": {
+            "queries_seconds": t.query.seconds,
+            "candidates_seconds": t.candidate.seconds,
+            "items_per_second": encoded / seconds if encoded and seconds > 0 else None,
+            "device": ctx.device,
+            "dtype": card.dtype,
+            "batch_size": ctx.config.batch_size,
+            "world_size": world,
+            "items_encoded": encoded,
+            "items_from_cache": t.query.cached + t.candidate.cached,
+            "items_encoded_per_rank": [
+                a + b
+                for a, b in zip(
+                    t.query.per_rank or [0] * world,
+                    t.candidate.per_rank or [0] * world,
+                    strict=True,
+                )
+            ],
+            "peak_memory_bytes": peak_memory_bytes(ctx.device),
+        },
+        "environment": environment(),
+        "config": ctx.config.to_dict(),
+    }
+
+
+def merge_stored(stored: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+    """The new rows with the stored result's other budgets, in budget order."""
+    if stored is None:
+        return record
+    rows = record["budgets"]
+    kept = [b for b in stored["budgets"] if b["label"] not in {r["label"] for r in rows}]
+    record["budgets"] = sorted(
+        kept + rows, key=lambda b: Budget(b["query"], b["candidate"]).sort_key()
+    )
+    return record
+
+
+def peak_memory_bytes(device: str) -> int | None:
+    """Peak memory so far: GPU memory allocated by torch on CUDA, else the process's peak
+    resident set (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError):
+        return None
