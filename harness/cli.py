@@ -385,7 +385,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(what: str) -> int:
-    from harness.registry import GROUPS, MODELS, group_members, task_specs
+    from harness.registry import MODELS, group_members, groups, task_specs
 
     if what == "models":
         rows = [
@@ -396,7 +396,8 @@ def _cmd_list(what: str) -> int:
     elif what == "groups":
         specs = task_specs()
         rows = [
-            [g.name, str(len(group_members(g.name, specs))), g.description] for g in GROUPS.values()
+            [g.name, str(len(group_members(g.name, specs))), g.description]
+            for g in groups().values()
         ]
         header = ["group", "tasks", "description"]
     else:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.benchmark import AggregateTable, Group, TrainSource
 from harness.errors import UsageError
 from harness.task import TaskSpec
 
@@ -171,72 +172,41 @@ MODELS: dict[str, ModelEntry] = {
     ]
 }
 
-# Modules whose TASKS attribute lists TaskSpecs. They hold data only and import nothing heavy.
-TASK_MODULES: tuple[str, ...] = ("tasks.libdocs", "tasks.vidore", "tasks.mmeb")
+# Packages of benchmark modules: each lists its modules in MODULES, and each module declares
+# its TASKS, GROUPS, TABLES and TRAIN_SOURCES as data (harness/benchmark.py). They import
+# nothing heavy.
+BENCHMARK_PACKAGES: tuple[str, ...] = ("tasks",)
 
 
-@dataclass(frozen=True)
-class Group:
-    name: str
-    description: str
-    member: Callable[[TaskSpec], bool]
+def benchmark_modules() -> list[Any]:
+    modules = []
+    for package in BENCHMARK_PACKAGES:
+        names = importlib.import_module(package).MODULES
+        modules += [importlib.import_module(f"{package}.{name}") for name in names]
+    return modules
 
 
-GROUPS: dict[str, Group] = {
-    g.name: g
-    for g in [
-        Group(
-            "vidore",
-            "ViDoRe v1, v2 and v3",
-            lambda t: t.benchmark in ("vidore-v1", "vidore-v2", "vidore-v3"),
-        ),
-        Group("vidore-v1", "ViDoRe v1, BEIR format (nDCG@5)", lambda t: t.benchmark == "vidore-v1"),
-        Group(
-            "vidore-v1-qa",
-            "ViDoRe v1, QA format with vidore-benchmark's rules (nDCG@5)",
-            lambda t: t.benchmark == "vidore-v1-qa",
-        ),
-        Group("vidore-v2", "ViDoRe v2 (nDCG@5)", lambda t: t.benchmark == "vidore-v2"),
-        Group("vidore-v3", "ViDoRe v3 (nDCG@10)", lambda t: t.benchmark == "vidore-v3"),
-        Group("mmeb", "MMEB, 36 subsets (precision@1)", lambda t: t.benchmark == "mmeb"),
-        Group(
-            "mmeb-classification",
-            "MMEB classification (10)",
-            lambda t: t.benchmark == "mmeb" and t.category == "classification",
-        ),
-        Group("mmeb-vqa", "MMEB VQA (10)", lambda t: t.benchmark == "mmeb" and t.category == "vqa"),
-        Group(
-            "mmeb-retrieval",
-            "MMEB retrieval (12)",
-            lambda t: t.benchmark == "mmeb" and t.category == "retrieval",
-        ),
-        Group(
-            "mmeb-grounding",
-            "MMEB visual grounding (4)",
-            lambda t: t.benchmark == "mmeb" and t.category == "grounding",
-        ),
-        Group(
-            "mmeb-ind",
-            "MMEB in-distribution (20)",
-            lambda t: t.benchmark == "mmeb" and t.split == "IND",
-        ),
-        Group(
-            "mmeb-ood",
-            "MMEB out-of-distribution (16)",
-            lambda t: t.benchmark == "mmeb" and t.split == "OOD",
-        ),
-        Group(
-            "libdocs",
-            "offline library-documentation benchmark, full test split",
-            lambda t: t.benchmark == "libdocs",
-        ),
-        Group(
-            "libdocs-quick",
-            "a fixed 160-page subset of libdocs (the default suite)",
-            lambda t: t.benchmark == "libdocs-quick",
-        ),
-    ]
-}
+def _declared(attribute: str) -> list[Any]:
+    return [x for module in benchmark_modules() for x in getattr(module, attribute, ())]
+
+
+def groups() -> dict[str, Group]:
+    """Every task group the benchmark modules declare, by name."""
+    out: dict[str, Group] = {}
+    for group in _declared("GROUPS"):
+        if group.name in out:
+            raise RuntimeError(f"group {group.name!r} is declared twice")
+        out[group.name] = group
+    return out
+
+
+def aggregate_tables() -> list[AggregateTable]:
+    """The benchmarks' summary tables, in display order."""
+    return sorted(_declared("TABLES"), key=lambda t: t.order)
+
+
+def train_sources() -> list[TrainSource]:
+    return _declared("TRAIN_SOURCES")
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
@@ -280,30 +250,30 @@ def split_names(spec: str | Sequence[Any] | None) -> list[Any]:
 def task_specs() -> dict[str, TaskSpec]:
     """Every registered task spec, by name (imports only the light task-spec modules)."""
     specs: dict[str, TaskSpec] = {}
-    for module in TASK_MODULES:
-        for spec in importlib.import_module(module).TASKS:
-            if spec.name in specs:
-                raise RuntimeError(f"task {spec.name!r} is registered twice")
-            specs[spec.name] = spec
+    for spec in _declared("TASKS"):
+        if spec.name in specs:
+            raise RuntimeError(f"task {spec.name!r} is registered twice")
+        specs[spec.name] = spec
     return specs
 
 
 def group_members(name: str, specs: dict[str, TaskSpec] | None = None) -> list[TaskSpec]:
     specs = task_specs() if specs is None else specs
-    group = GROUPS[name]
+    group = groups()[name]
     return [s for s in specs.values() if group.member(s) or name in s.groups]
 
 
 def get_tasks(names: str | Sequence[str | TaskSpec]) -> list[TaskSpec]:
     """Resolve task names, group names and `module:attr` specs into TaskSpecs, in order."""
     specs = task_specs()
+    known_groups = groups()
     out: list[TaskSpec] = []
     for name in split_names(names):
         if isinstance(name, TaskSpec):
             found = [name]
         elif name in specs:
             found = [specs[name]]
-        elif name in GROUPS:
+        elif name in known_groups:
             found = group_members(name, specs)
             if not found:
                 raise UsageError(
@@ -322,7 +292,9 @@ def get_tasks(names: str | Sequence[str | TaskSpec]) -> list[TaskSpec]:
             if not found or not all(isinstance(s, TaskSpec) for s in found):
                 raise UsageError(f"{name!r} is neither a TaskSpec nor a list of them")
         else:
-            raise UsageError(f"unknown task or group {name!r}{_suggest(name, [*specs, *GROUPS])}")
+            raise UsageError(
+                f"unknown task or group {name!r}{_suggest(name, [*specs, *known_groups])}"
+            )
         for spec in found:
             if spec.name not in [s.name for s in out]:
                 out.append(spec)

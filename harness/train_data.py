@@ -55,32 +55,21 @@ def parse_mixture(spec: str) -> list[tuple[str, float]]:
 
 
 def load_source(name: str, data_dir: str | Path | None) -> list[Example]:
-    if name == "libdocs" or name.startswith("libdocs:"):
-        from tasks.libdocs import train_examples as libdocs_examples
+    """The examples of one `--data` source: `task:NAME`, `jsonl:PATH`, or a source a benchmark
+    module declares (TRAIN_SOURCES, e.g. `libdocs[:N]`)."""
+    from harness.registry import train_sources
 
-        examples = libdocs_examples()
-        count = name.partition(":")[2]
-        if count:
-            if not count.isdigit() or int(count) < 1:
-                raise UsageError(f"libdocs:N takes a positive number of queries, got {count!r}")
-            examples = examples[: int(count)]  # the first N in the split's stable order
-        return examples
     if name.startswith("task:"):
         return _from_task(name[5:], data_dir)
     if name.startswith("jsonl:"):
         return _from_jsonl(Path(name[6:]))
-    if name == "colpali":
-        from tasks.train_sets import colpali_examples
-
-        return colpali_examples(data_dir)
-    if name == "mmeb-train" or name.startswith("mmeb-train:"):
-        from tasks.train_sets import mmeb_train_examples
-
-        subsets = name.partition(":")[2]
-        return mmeb_train_examples(data_dir, subsets.split("+") if subsets else None)
-    raise UsageError(
-        f"unknown training source {name!r}; use libdocs[:N], mmeb-train[:Subset+...], colpali, task:NAME or jsonl:PATH"
-    )
+    declared = train_sources()
+    for source in declared:
+        if source.matches(name):
+            arg = name[len(source.name) + 1 :] if name != source.name else None
+            return source.load(arg, data_dir)
+    usages = ", ".join(s.usage for s in declared)
+    raise UsageError(f"unknown training source {name!r}; use {usages}, task:NAME or jsonl:PATH")
 
 
 def _from_task(name: str, data_dir: str | Path | None) -> list[Example]:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from harness import distributed
 from harness.errors import HarnessError, UsageError
 from harness.losses import DEFAULT_TEMPERATURE, gather_candidates, mmr_loss, parse_groups
+from harness.protocol import TrainableEncoder
 from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
 
 log = logging.getLogger(__name__)
@@ -352,7 +353,6 @@ def export(encoder, directory: Path, config: TrainConfig) -> Path:
 
 def train(config: TrainConfig) -> Path:
     """Train and export; returns the checkpoint folder."""
-    from baselines.encoder import BackboneEncoder
     from harness.registry import get_model
 
     config.validate()
@@ -369,7 +369,7 @@ def train(config: TrainConfig) -> Path:
     rank, world = job.rank, job.world_size
 
     encoder = get_model(config.model, config.model_args, device=device)
-    if not isinstance(encoder, BackboneEncoder):
+    if not isinstance(encoder, TrainableEncoder):
         raise UsageError(
             f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"
         )

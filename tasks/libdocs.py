@@ -28,6 +28,8 @@ import json
 import textwrap
 from pathlib import Path
 
+from harness.benchmark import Group, TrainSource
+from harness.errors import UsageError
 from harness.protocol import Item
 from harness.task import DatasetRef, TaskData, TaskSpec
 from tasks.build_libdocs import QUICK_PAGES, task_of
@@ -222,3 +224,28 @@ TASKS = [
         **_COMMON,
     ),
 ]
+
+GROUPS = [
+    Group(
+        "libdocs",
+        "offline library-documentation benchmark, full test split",
+        lambda t: t.benchmark == "libdocs",
+    ),
+    Group(
+        "libdocs-quick",
+        "a fixed 160-page subset of libdocs (the default suite)",
+        lambda t: t.benchmark == "libdocs-quick",
+    ),
+]
+
+
+def _train_source(count: str | None, data_dir: object = None) -> list:
+    examples = train_examples()
+    if count:
+        if not count.isdigit() or int(count) < 1:
+            raise UsageError(f"libdocs:N takes a positive number of queries, got {count!r}")
+        examples = examples[: int(count)]  # the first N in the split's stable order
+    return examples
+
+
+TRAIN_SOURCES = [TrainSource("libdocs", "libdocs[:N]", _train_source)]

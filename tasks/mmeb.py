@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from harness.benchmark import AggregateTable, Column, Group
 from harness.errors import HarnessError
 from harness.hub import dataset_root, parquet_files, read_rows
 from harness.protocol import Item
@@ -153,4 +154,59 @@ TASKS = [
         archives=("images.zip",),
     )
     for subset, category, split in SUBSETS
+]
+
+
+def _mmeb(keep) -> tuple[str, ...]:
+    return tuple(f"mmeb-{name}" for name, category, split in SUBSETS if keep(category, split))
+
+
+GROUPS = [
+    Group("mmeb", "MMEB, 36 subsets (precision@1)", lambda t: t.benchmark == "mmeb"),
+    Group(
+        "mmeb-classification",
+        "MMEB classification (10)",
+        lambda t: t.benchmark == "mmeb" and t.category == "classification",
+    ),
+    Group("mmeb-vqa", "MMEB VQA (10)", lambda t: t.benchmark == "mmeb" and t.category == "vqa"),
+    Group(
+        "mmeb-retrieval",
+        "MMEB retrieval (12)",
+        lambda t: t.benchmark == "mmeb" and t.category == "retrieval",
+    ),
+    Group(
+        "mmeb-grounding",
+        "MMEB visual grounding (4)",
+        lambda t: t.benchmark == "mmeb" and t.category == "grounding",
+    ),
+    Group(
+        "mmeb-ind",
+        "MMEB in-distribution (20)",
+        lambda t: t.benchmark == "mmeb" and t.split == "IND",
+    ),
+    Group(
+        "mmeb-ood",
+        "MMEB out-of-distribution (16)",
+        lambda t: t.benchmark == "mmeb" and t.split == "OOD",
+    ),
+]
+
+# The MMEB paper's summary: the four meta-task means, IND / OOD and the overall mean of 36.
+TABLES = [
+    AggregateTable(
+        "MMEB (precision@1)",
+        "mmeb",
+        (
+            Column("Classification", _mmeb(lambda c, s: c == "classification")),
+            Column("VQA", _mmeb(lambda c, s: c == "vqa")),
+            Column("Retrieval", _mmeb(lambda c, s: c == "retrieval")),
+            Column("Grounding", _mmeb(lambda c, s: c == "grounding")),
+            Column("IND", _mmeb(lambda c, s: s == "IND")),
+            Column("OOD", _mmeb(lambda c, s: s == "OOD")),
+            Column("Overall", _mmeb(lambda c, s: True)),
+        ),
+        average=False,
+        reported="mmeb",
+        order=10,
+    )
 ]

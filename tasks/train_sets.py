@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.benchmark import TrainSource
+from harness.errors import HarnessError, UsageError
 from harness.hub import fetch_root, image_reference, parquet_files, read_rows
 from harness.protocol import Item
 from harness.task import DatasetRef
@@ -90,3 +91,19 @@ def colpali_examples(data_dir: str | Path | None) -> list[Example]:
         )
         examples.append(Example(Item(f"colpali/{index}/q", text=row["query"]), page))
     return examples
+
+
+def _colpali_source(arg: str | None, data_dir: str | Path | None) -> list[Example]:
+    if arg is not None:
+        raise UsageError(f"colpali takes no argument, got colpali:{arg}")
+    return colpali_examples(data_dir)
+
+
+TRAIN_SOURCES = [
+    TrainSource(
+        "mmeb-train",
+        "mmeb-train[:Subset+...]",
+        lambda arg, data_dir: mmeb_train_examples(data_dir, arg.split("+") if arg else None),
+    ),
+    TrainSource("colpali", "colpali", _colpali_source),
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from harness.benchmark import AggregateTable, Column, Group, per_task_table
 from harness.errors import HarnessError
 from harness.hub import dataset_root, image_reference, parquet_files, pick_column, read_rows
 from harness.protocol import Item
@@ -445,3 +446,42 @@ V3 = [
 ]
 
 TASKS = [*V1, *V1_QA, *V2, *V3]
+
+GROUPS = [
+    Group(
+        "vidore",
+        "ViDoRe v1, v2 and v3",
+        lambda t: t.benchmark in ("vidore-v1", "vidore-v2", "vidore-v3"),
+    ),
+    Group("vidore-v1", "ViDoRe v1, BEIR format (nDCG@5)", lambda t: t.benchmark == "vidore-v1"),
+    Group(
+        "vidore-v1-qa",
+        "ViDoRe v1, QA format with vidore-benchmark's rules (nDCG@5)",
+        lambda t: t.benchmark == "vidore-v1-qa",
+    ),
+    Group("vidore-v2", "ViDoRe v2 (nDCG@5)", lambda t: t.benchmark == "vidore-v2"),
+    Group("vidore-v3", "ViDoRe v3 (nDCG@10)", lambda t: t.benchmark == "vidore-v3"),
+]
+
+TABLES = [
+    per_task_table("ViDoRe v1 (nDCG@5)", V1, order=20),
+    per_task_table("ViDoRe v1, QA format (nDCG@5)", V1_QA, order=30),
+    # The MetaEmbed paper's seven v2 columns: the pooled multilingual queries of each set, and
+    # the English queries alone of three of them.
+    AggregateTable(
+        "ViDoRe v2 (nDCG@5)",
+        "vidore-v2",
+        (
+            Column("ESG-Human", ("vidore-v2-esg-human",)),
+            Column("Eco-Mul", ("vidore-v2-economics",)),
+            Column("Bio-Mul", ("vidore-v2-biomedical",)),
+            Column("ESG-Syn-Mul", ("vidore-v2-esg",)),
+            Column("Bio", ("vidore-v2-biomedical",), "ndcg_at_5_english"),
+            Column("ESG-Syn", ("vidore-v2-esg",), "ndcg_at_5_english"),
+            Column("Eco", ("vidore-v2-economics",), "ndcg_at_5_english"),
+        ),
+        reported="vidore_v2",
+        order=40,
+    ),
+    per_task_table("ViDoRe v3 (nDCG@10)", V3, order=50),
+]
