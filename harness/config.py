@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from harness.errors import UsageError
+from harness.options import model_args as parse_model_args
+from harness.options import names, option, positive_int, size
 
 # What `python -m harness run` evaluates when given no models or tasks.
 DEFAULT_MODELS: tuple[str, ...] = ("metaembed-mini", "single-mean", "colbert")
@@ -20,33 +24,131 @@ def _env_data_dir() -> str | None:
 
 @dataclass
 class RunConfig:
-    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
-    budgets: list[str] | None = None  # None: each model's default budgets
-    model_args: dict[str, Any] = field(default_factory=dict)
-    data_dir: str | None = field(default_factory=_env_data_dir)
-    output: str = DEFAULT_OUTPUT
-    cache_dir: str | None = None  # None: HARNESS_CACHE_DIR or ~/.cache/harness
-    no_cache: bool = False
-    shard_size: int = 512  # items per cache shard
-    limit: int | None = None
-    batch_size: int = 32
-    device: str = "auto"
-    overwrite: bool = False
-    top_k: int = 100
+    """The settings of `python -m harness run`: each field is a flag (see harness.options)."""
+
+    models: list[str] = option(
+        default_factory=lambda: list(DEFAULT_MODELS),
+        flag="--model",
+        aliases=("--models",),
+        parse=names("--model"),
+        help="comma list of registry names or package.module:factory "
+        f"(default: {','.join(DEFAULT_MODELS)})",
+    )
+    tasks: list[str] = option(
+        default_factory=lambda: list(DEFAULT_TASKS),
+        flag="--tasks",
+        parse=names("--tasks"),
+        help=f"comma list of tasks, groups or package.module:attr (default: {','.join(DEFAULT_TASKS)})",
+    )
+    budgets: list[str] | None = option(  # None: each model's default budgets
+        None,
+        flag="--budgets",
+        parse=names("--budgets"),
+        help="comma list such as 1x1,2x4,16x64 or allxall; 'all' (default) = each model's own budgets",
+    )
+    model_args: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--model-args",
+        parse=parse_model_args,
+        help="k=v,k2=v2 passed to each model's factory",
+    )
+    data_dir: str | None = option(
+        default_factory=_env_data_dir,
+        flag="--data-dir",
+        help="offline dataset snapshots in the hub layout (default: $HARNESS_DATA_DIR)",
+    )
+    output: str = option(
+        DEFAULT_OUTPUT, flag="--output", help=f"results directory (default: {DEFAULT_OUTPUT})"
+    )
+    cache_dir: str | None = option(
+        None,
+        flag="--cache-dir",
+        help="embedding cache (default: $HARNESS_CACHE_DIR or ~/.cache/harness)",
+    )
+    no_cache: bool = option(
+        False, flag="--no-cache", switch=True, help="keep no embeddings on disk"
+    )
+    shard_size: int = option(
+        512,
+        flag="--shard-size",
+        type=positive_int,
+        help="items per cache shard, the unit of resuming and of work split across ranks (512)",
+    )
+    limit: int | None = option(
+        None,
+        flag="--limit",
+        type=positive_int,
+        help="evaluate only the first N queries of each task (smoke tests)",
+    )
+    batch_size: int = option(
+        32,
+        flag="--batch-size",
+        type=positive_int,
+        help="items per encoder call (default 32); lower it when a model runs out of memory",
+    )
+    device: str = option(
+        "auto",
+        flag="--device",
+        choices=("auto", "cpu", "cuda"),
+        help="where models run and scores are computed (auto: cuda when torch sees a GPU)",
+    )
+    overwrite: bool = option(
+        False, flag="--overwrite", switch=True, help="recompute results that already exist"
+    )
+    top_k: int = option(
+        100,
+        flag="--top-k",
+        type=positive_int,
+        help="candidates kept per query on shared corpora (default 100): the run's depth, the "
+        "largest cutoff metrics and TREC run files can use",
+    )
     block_bytes: int = DEFAULT_BLOCK_BYTES
-    progress: bool = True
-    trec_runs: bool = False  # also write TREC run files per (model, task, budget)
+    progress: bool = option(
+        True,
+        flag="--no-progress",
+        invert=True,
+        help="hide progress bars (the harness's and the libraries' loading bars) and, unless -v, "
+        "transformers' warnings",
+    )
+    trec_runs: bool = option(
+        False,
+        flag="--trec-runs",
+        switch=True,
+        help="also write TREC run files (<output>/<model>/runs/<task>.<budget>.trec)",
+    )
     # Shared-corpus candidate embeddings larger than this many bytes are scored from the cache
     # on disk, shard by shard (exact); None keeps them in memory.
-    memory_limit: int | None = None
+    memory_limit: int | None = option(
+        None,
+        flag="--memory-limit",
+        type=size,
+        help="score shared-corpus candidates from disk, shard by shard, when their embeddings "
+        "exceed this size (e.g. 8GiB); exact, like in-memory scoring",
+    )
     # dtype of the MaxSim GEMM: float32 (default, exact ranking of stored vectors) or bfloat16 /
     # float16 (faster on GPUs; similarities are rounded, so near-ties may reorder)
-    score_dtype: str = "float32"
+    score_dtype: str = option(
+        "float32",
+        flag="--score-dtype",
+        choices=("float32", "bfloat16", "float16"),
+        help="dtype of the MaxSim GEMM (float32: exact; bfloat16 is faster on GPUs)",
+    )
     # How a candidate's padded vectors (fewer vectors than the budget) score in MaxSim: "exact"
     # (never win the max) or "zero" (score 0, as colpali-engine, pylate and mteb do)
-    candidate_padding: str = "exact"
-    index: str = "exact"  # exact | faiss | faiss:FACTORY[|PARAMS] (harness.index)
+    candidate_padding: str = option(
+        "exact",
+        flag="--candidate-padding",
+        choices=("exact", "zero"),
+        help="how a candidate's padded vectors score in MaxSim when it has fewer than the "
+        "budget: exact (never win the max; default) or zero (score 0, the rule of "
+        "colpali-engine, pylate, vidore-benchmark and mteb, to match their published numbers)",
+    )
+    index: str = option(
+        "exact",
+        flag="--index",
+        help="exact (default), faiss, or faiss:FACTORY[|PARAMS] such as faiss:IVF64,Flat|nprobe=8; "
+        "approximate backends serve single-vector budgets and report recall against exact search",
+    )
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -59,3 +161,131 @@ class RunConfig:
         out = asdict(self)
         out["device"] = self.resolved_device()
         return out
+
+
+# ---------------------------------------------------------------- training
+
+DEFAULT_TEMPERATURE = 0.03  # InfoNCE temperature, the MetaEmbed recipe's
+OBJECTIVES = ("mmr", "nommr")
+TUNES = ("lora", "full", "frozen")
+SCHEDULES = ("linear", "cosine", "constant")
+STATE_DIR = "state"  # in a checkpoint folder: what resuming needs
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """The settings of `python -m harness train`: each field with a flag (harness.options) can
+    also be set in a `--config` TOML or JSON file."""
+
+    model: str = option(
+        "metaembed-mini", flag="--model", help="model to train (default metaembed-mini)"
+    )
+    model_args: dict[str, Any] = option(
+        default_factory=dict,
+        flag="--model-args",
+        parse=parse_model_args,
+        help="k=v,... for the model factory",
+    )
+    data: str = option(
+        "libdocs",
+        flag="--data",
+        help="sources, optionally weighted: libdocs[:N] | mmeb-train[:Subset+...] | colpali | "
+        "task:NAME | jsonl:PATH, e.g. mmeb-train@0.7,colpali@0.3",
+    )
+    data_dir: str | None = option(None, flag="--data-dir", help="offline dataset snapshots")
+    output: str = option(
+        "checkpoints/metaembed-mini",
+        flag="--output",
+        help="checkpoint folder (also holds the training state and loss log)",
+    )
+    steps: int = option(100, flag="--steps", type=int, help="optimizer steps")
+    # when set, steps = ceil(epochs x steps per epoch of the data)
+    epochs: float | None = option(
+        None,
+        flag="--epochs",
+        type=float,
+        help="train for this many passes over the data (sets --steps)",
+    )
+    batch_size: int = option(
+        32, flag="--batch-size", type=int, help="queries per step (in-batch negatives)"
+    )
+    grad_accum: int = option(1, flag="--grad-accum", type=int, help="micro-batches per step")
+    lr: float = option(
+        2e-4, flag="--lr", type=float, help="learning rate of the backbone (LoRA or full)"
+    )
+    own_lr: float = option(
+        1e-3,
+        flag="--own-lr",
+        type=float,
+        help="learning rate of the encoder's own weights (meta tokens, projection)",
+    )
+    weight_decay: float = option(0.0, flag="--weight-decay", type=float, help="AdamW weight decay")
+    warmup: int = option(10, flag="--warmup", type=int, help="warm-up steps")
+    schedule: str = option(
+        "linear", flag="--schedule", help="linear | cosine | constant decay after warm-up"
+    )
+    max_grad_norm: float = 1.0
+    temperature: float = option(
+        DEFAULT_TEMPERATURE, flag="--temperature", type=float, help="InfoNCE temperature (0.03)"
+    )
+    objective: str = option(
+        "mmr",
+        flag="--objective",
+        help="mmr (one loss per nested group) | nommr (largest group only)",
+    )
+    groups: str | None = option(  # the default for MetaEmbed: 1x1,2x4,4x8,8x16,16x64
+        None, flag="--groups", help="nested groups, e.g. 1x1,2x4,4x8,8x16,16x64"
+    )
+    hard_negatives: bool = option(
+        True, flag="--no-hard-negatives", invert=True, help="use in-batch negatives only"
+    )
+    tune: str = option("lora", flag="--tune", help="lora | full | frozen")
+    lora_r: int = option(32, flag="--lora-r", type=int, help="LoRA rank (32)")
+    lora_alpha: int = option(32, flag="--lora-alpha", type=int, help="LoRA alpha (32)")
+    lora_dropout: float = 0.0
+    gradient_checkpointing: bool = option(
+        False, flag="--gradient-checkpointing", switch=True, help="trade compute for memory"
+    )
+    # False: the backbone runs without dropout (eval mode) while training
+    dropout: bool = option(
+        True, flag="--no-dropout", invert=True, help="train with the backbone's dropout off"
+    )
+    seed: int = option(
+        0, flag="--seed", type=int, help="seed of weights' initialisation and batches"
+    )
+    save_every: int = option(  # 0: only at the end
+        0, flag="--save-every", type=int, help="save a resumable checkpoint every N steps"
+    )
+    run_steps: int | None = option(
+        None,
+        flag="--run-steps",
+        type=int,
+        help="stop after N steps in this invocation (rerun to continue)",
+    )
+    device: str = option("auto", flag="--device", help="auto | cpu | cuda")
+    resume: bool = option(
+        True,
+        flag="--no-resume",
+        invert=True,
+        help="start over even if the output holds a training state",
+    )
+    progress: bool = option(
+        True, flag="--no-progress", invert=True, help="hide progress bars and library notices"
+    )
+
+    def validate(self) -> None:
+        for name, value, allowed in (
+            ("objective", self.objective, OBJECTIVES),
+            ("tune", self.tune, TUNES),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
+            if value not in allowed:
+                raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if self.epochs is not None and self.epochs <= 0:
+            raise UsageError("--epochs must be positive")
+        if self.batch_size % self.grad_accum:
+            raise UsageError("--batch-size must be a multiple of --grad-accum")

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import torch
 
 from harness.budgets import METAEMBED_BUDGETS, Budget
+from harness.config import DEFAULT_TEMPERATURE
 from harness.errors import UsageError
 from harness.scoring import maxsim
 
 DEFAULT_GROUPS: tuple[tuple[int, int], ...] = tuple(
     (b.query, b.candidate) for b in METAEMBED_BUDGETS
 )
-DEFAULT_TEMPERATURE = 0.03
 
 
 def parse_groups(

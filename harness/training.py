@@ -20,7 +20,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,72 +29,13 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from harness import distributed
+from harness.config import LOG_FILE, STATE_DIR, TrainConfig
 from harness.errors import HarnessError, UsageError
-from harness.losses import DEFAULT_TEMPERATURE, gather_candidates, mmr_loss, parse_groups
+from harness.losses import gather_candidates, mmr_loss, parse_groups
 from harness.protocol import TrainableEncoder
 from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
 
 log = logging.getLogger(__name__)
-
-OBJECTIVES = ("mmr", "nommr")
-TUNES = ("lora", "full", "frozen")
-SCHEDULES = ("linear", "cosine", "constant")
-STATE_DIR = "state"
-LOG_FILE = "train_log.jsonl"
-
-
-@dataclass
-class TrainConfig:
-    model: str = "metaembed-mini"
-    model_args: dict[str, Any] = field(default_factory=dict)
-    data: str = "libdocs"
-    data_dir: str | None = None
-    output: str = "checkpoints/metaembed-mini"
-    steps: int = 100
-    epochs: float | None = None  # when set, steps = ceil(epochs x steps per epoch of the data)
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 2e-4  # backbone (LoRA or full) learning rate
-    own_lr: float = 1e-3  # the encoder's own weights: meta tokens, projection
-    weight_decay: float = 0.0
-    warmup: int = 10
-    schedule: str = "linear"
-    max_grad_norm: float = 1.0
-    temperature: float = DEFAULT_TEMPERATURE
-    objective: str = "mmr"  # mmr: one InfoNCE per nested group; nommr: the largest group only
-    groups: str | None = None  # e.g. "1x1,2x4,4x8,8x16,16x64" (the default for MetaEmbed)
-    hard_negatives: bool = True
-    tune: str = "lora"
-    lora_r: int = 32
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    gradient_checkpointing: bool = False
-    dropout: bool = True  # False: the backbone runs without dropout (eval mode) while training
-    seed: int = 0
-    save_every: int = 0  # 0: only at the end
-    run_steps: int | None = (
-        None  # stop after this many steps in this invocation (state saved; rerun resumes)
-    )
-    device: str = "auto"
-    resume: bool = True
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name, value, allowed in (
-            ("objective", self.objective, OBJECTIVES),
-            ("tune", self.tune, TUNES),
-            ("schedule", self.schedule, SCHEDULES),
-        ):
-            if value not in allowed:
-                raise UsageError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
-        for name in ("steps", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive")
-        if self.epochs is not None and self.epochs <= 0:
-            raise UsageError("--epochs must be positive")
-        if self.batch_size % self.grad_accum:
-            raise UsageError("--batch-size must be a multiple of --grad-accum")
-
 
 # ---------------------------------------------------------------- model set-up
 

@@ -322,3 +322,19 @@ def test_the_readme_task_example_runs_from_another_working_directory(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "out" / "test-hash" / "my-task.json").is_file()
+
+
+def test_run_settings_come_from_a_config_file_and_flags_win(tmp_path):
+    (tmp_path / "run.toml").write_text(
+        'models = ["test-hash"]\ntasks = "toy_tasks:CORPUS"\nbudgets = ["1x1", "16x64"]\n'
+        f'output = "{tmp_path / "out"}"\ncache_dir = "{tmp_path / "cache"}"\n'
+        "trec_runs = true\n"
+    )
+    out = cli("run", "--config", str(tmp_path / "run.toml"), "--budgets", "4x8", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert [b["label"] for b in record["budgets"]] == ["4x8"]  # the flag won
+    assert record["config"]["trec_runs"] is True  # from the file
+    (tmp_path / "bad.toml").write_text("batch = 3\n")
+    bad = cli("run", "--config", str(tmp_path / "bad.toml"))
+    assert bad.returncode == 2 and "unknown field 'batch'" in bad.stderr

@@ -213,7 +213,7 @@ def test_tables_match_golden_files_of_stored_results(fmt):
     silent change in a table, an aggregate or the result reader fails loudly."""
     from pathlib import Path
 
-    from harness.cli import _tables
+    from harness.cli.report import tables as _tables
     from harness.results import iter_results
 
     data = Path(__file__).parent / "data"
@@ -270,7 +270,7 @@ def test_reports_name_each_broken_result_file_and_fail_when_none_is_valid(tmp_pa
 
 
 def test_partial_results_are_marked_and_kept_out_of_means_and_aggregates():
-    from harness.cli import _tables
+    from harness.cli.report import tables as _tables
 
     full = record("m", "a", [("1x1", 1, 1, 0.60)], benchmark="vidore-v1")
     limited = record("m", "b", [("1x1", 1, 1, 0.90)], benchmark="vidore-v1")

@@ -1,0 +1,203 @@
+"""`python -m harness report table | plot | compare | claims | match`: everything derived from
+result files, never from a second source of truth."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.cli.common import emit
+from harness.config import DEFAULT_OUTPUT
+from harness.errors import HarnessError, UsageError
+
+FORMATS = ["md", "csv", "html", "latex"]
+
+
+def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser("report", parents=parents, help="tables from result files")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    results_help = f"results directory (default: {DEFAULT_OUTPUT})"
+    table = rsub.add_parser("table", parents=parents, help="leaderboard table")
+    table.add_argument("--results", default=DEFAULT_OUTPUT, help=results_help)
+    table.add_argument("--format", default="md", choices=FORMATS)
+    table.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    table.add_argument(
+        "--no-reported",
+        action="store_true",
+        help="leave out the published numbers (results/reported/)",
+    )
+    table.add_argument(
+        "--include-partial",
+        action="store_true",
+        help="count partial results (--limit runs, datasets of another size) in means and aggregates",
+    )
+    table.add_argument(
+        "--ci",
+        action="store_true",
+        help="show each score ± the half-width of its 95%% bootstrap interval",
+    )
+    _add_analysis_verbs(rsub, parents)
+    plot = rsub.add_parser("plot", parents=parents, help="quality-versus-cost plots")
+    plot.add_argument("--results", default=DEFAULT_OUTPUT, help=results_help)
+    plot.add_argument(
+        "--x", default="all", choices=["all", "budget", "index_bytes", "flops", "latency"]
+    )
+    plot.add_argument(
+        "--output", default=None, help="folder for the PNG and SVG files (default: RESULTS/plots)"
+    )
+
+
+def _add_analysis_verbs(rsub: argparse._SubParsersAction, parents: list) -> None:
+    cmp = rsub.add_parser(
+        "compare",
+        parents=parents,
+        help="paired test of two `model @ budget` rows on their common tasks",
+    )
+    cmp.add_argument("a", help="e.g. 'metaembed-mini @ 16x64'")
+    cmp.add_argument("b", help="e.g. 'metaembed-mini @ 1x1'")
+    cmp.add_argument("--results", default=DEFAULT_OUTPUT)
+    cmp.add_argument("--format", default="md", choices=FORMATS)
+    claims = rsub.add_parser(
+        "claims",
+        parents=parents,
+        help="a study's claims: paired tests across seeds, Holm-corrected",
+    )
+    claims.add_argument("spec", help="claim file (TOML), e.g. results/libdocs/claims.toml")
+    claims.add_argument("--results", default=DEFAULT_OUTPUT)
+    claims.add_argument("--format", default="md", choices=FORMATS)
+    claims.add_argument("--output", default=None, help="write to FILE instead of stdout")
+    claims.add_argument(
+        "--partial",
+        action="store_true",
+        help="a study still running: compare on the seeds run so far, leave out what has none",
+    )
+    match = rsub.add_parser(
+        "match",
+        parents=parents,
+        help="do the scores under --results match those of a reference folder?",
+    )
+    match.add_argument("reference", help="results folder to compare with")
+    match.add_argument("--results", default=DEFAULT_OUTPUT)
+    match.add_argument(
+        "--tolerance", type=float, default=0.005, help="largest |difference| of a score in [0, 1]"
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    records = _records(args.results)
+    verbs = {"plot": _plot, "compare": _compare, "claims": _claims, "match": _match}
+    return verbs.get(args.report_command, _table)(args, records)
+
+
+def _records(folder: str) -> list[dict[str, Any]]:
+    """Every valid result file under `folder`; each skipped file is named on stderr, and none
+    valid at all is an error."""
+    from harness.results import iter_results
+
+    skipped: list[tuple[Path, str]] = []
+    records = [record for _, record in iter_results(folder, skipped)]
+    for path, why in skipped:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    if not records:
+        raise HarnessError(
+            f"no valid result files under {folder!r}"
+            + (f" ({len(skipped)} skipped, named above)" if skipped else "")
+            + "; run `python -m harness run` first or pass --results DIR"
+        )
+    return records
+
+
+def _table(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    text = tables(
+        records,
+        args.format,
+        reported=not args.no_reported,
+        ci=args.ci,
+        include_partial=args.include_partial,
+    )
+    emit(text, args.output)
+    return 0
+
+
+def _plot(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.plots import X_AXES, write_plots
+
+    axes = list(X_AXES) if args.x == "all" else [args.x]
+    folder = args.output or f"{args.results}/plots"
+    try:
+        written = write_plots(records, folder, axes)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write plots to {folder} ({exc.strerror or exc}); choose another --output"
+        ) from exc
+    for path in written:
+        print(path)
+    return 0
+
+
+def _compare(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.report import compare, render
+
+    header, rows = compare(records, args.a, args.b)
+    if not rows:
+        raise UsageError(
+            f"no task has per-query scores for both {args.a!r} and {args.b!r}; check the names with report table"
+        )
+    print(render(header, rows, args.format), end="")
+    return 0
+
+
+def _claims(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.claims import claim_rows, run_claims
+    from harness.report import render
+
+    tests = run_claims(args.spec, records, partial=args.partial)
+    emit(render(*claim_rows(tests), args.format), args.output)
+    return 0
+
+
+def _match(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.report import match_scores
+    from harness.results import iter_results
+
+    missed: list[tuple[Path, str]] = []
+    reference = [record for _, record in iter_results(args.reference, missed)]
+    for path, why in missed:
+        print(f"skipped {path}: {why}", file=sys.stderr)
+    lines, matched = match_scores(records, reference, args.tolerance)
+    print("\n".join(lines))
+    return 0 if matched else 1
+
+
+def tables(
+    records: list[dict],
+    fmt: str,
+    reported: bool = False,
+    ci: bool = False,
+    include_partial: bool = False,
+) -> str:
+    """The leaderboard, then each benchmark's aggregate table present in the records. Partial
+    results are marked and, unless `include_partial`, kept out of means and aggregates."""
+    from harness.aggregate import benchmark_tables
+    from harness.report import PARTIAL_MARK, leaderboard, render
+    from harness.results import partial_reason
+
+    parts = [render(*leaderboard(records, ci=ci, include_partial=include_partial), fmt)]
+    reasons = sorted({why for r in records if (why := partial_reason(r)) is not None})
+    if reasons:
+        note = (
+            f"{PARTIAL_MARK.strip()} partial ({'; '.join(reasons)}): not comparable with full runs"
+            + ("" if include_partial else "; left out of means and aggregates")
+        )
+        parts.append({"md": f"\n{note}\n", "html": f"<p>{note}</p>\n"}.get(fmt, f"\n# {note}\n"))
+    full = records if include_partial else [r for r in records if partial_reason(r) is None]
+    for title, header, rows in benchmark_tables(full, reported=reported):
+        heading = {
+            "md": f"\n### {title}\n\n",
+            "csv": f"\n# {title}\n",
+            "html": f"<h3>{title}</h3>\n",
+        }
+        parts.append(heading.get(fmt, f"\n% {title}\n") + render(header, rows, fmt))
+    return "".join(parts)
