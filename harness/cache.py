@@ -167,6 +167,16 @@ class EncodeStats:
     cached: int = 0
     per_rank: list[int] = field(default_factory=list)  # items each rank encoded
 
+    def add(self, done: list[tuple[float, int]], cached: int) -> None:
+        """One fill's (seconds, items encoded) of every rank, and the items found cached."""
+        counts = [e for _, e in done]
+        self.seconds += max(s for s, _ in done)  # ranks encode side by side
+        self.encoded += sum(counts)
+        self.per_rank = [
+            a + b for a, b in zip(self.per_rank or [0] * len(counts), counts, strict=True)
+        ]
+        self.cached += cached
+
 
 def _length_key(item: Item) -> tuple[int, int]:
     return (len(item.text or "") + len(item.instruction or ""), item.image is not None)
@@ -244,55 +254,20 @@ class EmbeddingCache:
         for shard in shards:
             if directory is not None:
                 shard.path = self.shard_path(directory, items, shard.start, shard.stop)
-        missing = []
-        if dist.is_main:
-            for i, s in enumerate(shards):
-                if (
-                    s.path is None
-                    or not s.path.exists()
-                    or (self.refresh and s.path not in self._written)
-                ):
-                    missing.append(i)
-                elif (damage := shard_damage(s.path, len(s))) is not None:
-                    log.warning("cache shard %s is damaged (%s); encoding it again", s.path, damage)
-                    s.path.unlink(missing_ok=True)
-                    missing.append(i)
-        missing = dist.broadcast(missing)
-        mine = set(missing[dist.rank :: dist.world_size])
+        missing = dist.broadcast(self._unfinished(shards) if dist.is_main else [])
         seconds, encoded = 0.0, 0
-        for i, shard in enumerate(shards):
-            if i not in mine:
-                continue
+        for i in missing[dist.rank :: dist.world_size]:
             began = time.perf_counter()
-            mv = self._encode_range(
-                encoder, items[shard.start : shard.stop], role, batch_size, num_vectors, progress
+            self._encode_shard(
+                encoder, items, shards[i], role, batch_size, num_vectors, progress, keep
             )
             seconds += time.perf_counter() - began
-            encoded += len(shard)
-            # Checked before it is written: what fails the checks is never cached.
-            check_embeddings(
-                mv,
-                [item.id for item in items[shard.start : shard.stop]],
-                model=encoder.card.name,
-                role=role,
-                # a few distinct items may embed alike (text-only models on items that differ
-                # in their image); a collapse shows in a large shard, and in the whole set later
-                collapse=len(shard) >= COLLAPSE_CHECK_ITEMS,
-            )
-            if shard.path is not None:
-                _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
-                faults.reach("shard-saved")
-            if keep or shard.path is None:
-                shard.data = mv
+            encoded += len(shards[i])
         # The gather doubles as the barrier after which every shard is on disk.
-        done = dist.all_gather((seconds, encoded))
-        counts = [e for _, e in done]
-        stats.seconds += max(s for s, _ in done)  # ranks encode side by side
-        stats.encoded += sum(counts)
-        stats.per_rank = [
-            a + b for a, b in zip(stats.per_rank or [0] * len(counts), counts, strict=True)
-        ]
-        stats.cached += len(items) - sum(len(shards[i]) for i in missing)
+        stats.add(
+            dist.all_gather((seconds, encoded)),
+            cached=len(items) - sum(len(shards[i]) for i in missing),
+        )
         if self.refresh:  # every rank now knows these shards are fresh
             self._written.update(s.path for s in shards if s.path is not None)
         if progress is not None:
@@ -305,6 +280,51 @@ class EmbeddingCache:
                     f"must be on a filesystem that every rank shares"
                 )
         return shards
+
+    def _encode_shard(
+        self,
+        encoder: Encoder,
+        items: Sequence[Item],
+        shard: Shard,
+        role: str,
+        batch_size: int,
+        num_vectors: int | None,
+        progress: Any,
+        keep: bool,
+    ) -> None:
+        """Encode one shard's items, check them, then (and only then) write the shard."""
+        chosen = items[shard.start : shard.stop]
+        mv = self._encode_range(encoder, chosen, role, batch_size, num_vectors, progress)
+        check_embeddings(
+            mv,
+            [item.id for item in chosen],
+            model=encoder.card.name,
+            role=role,
+            # a few distinct items may embed alike (text-only models on items that differ
+            # in their image); a collapse shows in a large shard, and in the whole set later
+            collapse=len(shard) >= COLLAPSE_CHECK_ITEMS,
+        )
+        if shard.path is not None:
+            _atomic_save({"vectors": mv.vectors, "lengths": mv.lengths}, shard.path)
+            faults.reach("shard-saved")
+        if keep or shard.path is None:
+            shard.data = mv
+
+    def _unfinished(self, shards: list[Shard]) -> list[int]:
+        """Indices of the shards to encode: absent, to refresh, or damaged (then deleted)."""
+        missing = []
+        for i, s in enumerate(shards):
+            if (
+                s.path is None
+                or not s.path.exists()
+                or (self.refresh and s.path not in self._written)
+            ):
+                missing.append(i)
+            elif (damage := shard_damage(s.path, len(s))) is not None:
+                log.warning("cache shard %s is damaged (%s); encoding it again", s.path, damage)
+                s.path.unlink(missing_ok=True)
+                missing.append(i)
+        return missing
 
     def encode(
         self,

@@ -105,7 +105,6 @@ def plot_curves(
     # cycles for plot and scatter would give a point model a line model's colour).
     palette = plt.get_cmap("tab20" if len(curves) > 10 else "tab10")
     for index, (model, points) in enumerate(sorted(curves.items())):
-        color = palette(index % palette.N)
         if x != "budget":
             # A cost axis: the line joins budgets in order of cost (measured latency need not
             # grow with the budget), so it and its band never double back.
@@ -113,38 +112,10 @@ def plot_curves(
         xs = [position[lbl] if x == "budget" else v for lbl, v, _ in points]
         ys = [s for _, _, s in points]
         everything += list(zip(xs, ys, strict=True))
-        if len(points) > 1:
-            ax.plot(xs, ys, marker="o", label=model, color=color)
-        else:
-            ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3, color=color)
         bands = interval_points(records, model, [lbl for lbl, _, _ in points], task)
-        if bands is not None:
-            if len(points) > 1:
-                ax.fill_between(xs, bands[0], bands[1], color=color, alpha=0.15, linewidth=0)
-            else:
-                ax.errorbar(
-                    xs,
-                    ys,
-                    yerr=[[ys[0] - bands[0][0]], [bands[1][0] - ys[0]]],
-                    color=color,
-                    capsize=3,
-                    linewidth=1,
-                )
+        _draw_model(ax, model, xs, ys, bands, palette(index % palette.N))
     if x != "budget" and everything:
-        front = pareto(everything)
-        ax.plot(
-            [p[0] for p in front],
-            [p[1] for p in front],
-            linestyle=":",
-            marker="o",
-            markersize=11,
-            markerfacecolor="none",
-            markeredgewidth=1.5,
-            color="black",
-            linewidth=1.5,
-            label="Pareto frontier",
-            zorder=4,
-        )
+        _draw_frontier(ax, pareto(everything))
     if x == "budget":
         ax.set_xticks(range(len(labels_order)), labels_order)
     elif X_AXES[x][2]:
@@ -156,6 +127,44 @@ def plot_curves(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _draw_model(ax, model: str, xs: list, ys: list, bands, color) -> None:
+    """A line through a model's budgets (a square for a model with one), and its 95% band."""
+    if len(xs) > 1:
+        ax.plot(xs, ys, marker="o", label=model, color=color)
+    else:
+        ax.scatter(xs, ys, marker="s", s=50, label=model, zorder=3, color=color)
+    if bands is None:
+        return
+    if len(xs) > 1:
+        ax.fill_between(xs, bands[0], bands[1], color=color, alpha=0.15, linewidth=0)
+    else:
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=[[ys[0] - bands[0][0]], [bands[1][0] - ys[0]]],
+            color=color,
+            capsize=3,
+            linewidth=1,
+        )
+
+
+def _draw_frontier(ax, front: list[tuple[float, float]]) -> None:
+    """The Pareto frontier, dotted, each of its points ringed (visible even when it is one)."""
+    ax.plot(
+        [p[0] for p in front],
+        [p[1] for p in front],
+        linestyle=":",
+        marker="o",
+        markersize=11,
+        markerfacecolor="none",
+        markeredgewidth=1.5,
+        color="black",
+        linewidth=1.5,
+        label="Pareto frontier",
+        zorder=4,
+    )
 
 
 def size_label(n_params: float) -> str:

@@ -88,41 +88,48 @@ def leaderboard(
     rows = []
     for model, label, _ in order:
         found = cells[(model, label)]
-        counted = [
-            t for t in tasks if t in found and (include_partial or (model, t) not in partial)
-        ]
-        scores = [100.0 * found[t]["main_score"] for t in counted]
-        mean = sum(scores) / len(scores) if scores else None
-        mean_cell = (
-            MISSING
-            if mean is None
-            else f"{mean:.2f}"
-            if len(scores) == len(tasks)
-            else f"{mean:.2f} ({len(scores)}/{len(tasks)})"
-        )
-        costs = [row["cost"] for row in found.values()]
-
-        def avg(field: str, costs: list[dict[str, Any]] = costs) -> float:
-            return sum(c[field] for c in costs) / len(costs)
-
+        flagged = {t for t in tasks if (model, t) in partial}
         rows.append(
             [
                 f"{model} @ {label}",
                 *[
-                    _score_cell(found[t], ci) + (PARTIAL_MARK if (model, t) in partial else "")
+                    _score_cell(found[t], ci) + (PARTIAL_MARK if t in flagged else "")
                     if t in found
                     else MISSING
                     for t in tasks
                 ],
-                mean_cell,
-                f"{avg('vectors_per_candidate'):.1f}",
-                f"{avg('index_bytes_per_candidate'):,.0f}",
-                f"{avg('scoring_flops_per_pair'):.3g}",
-                f"{avg('scoring_ms_per_query'):.3f}",
+                _mean_cell(found, tasks, set() if include_partial else flagged),
+                *_cost_cells(list(found.values())),
                 f"{params[model] / 1e6:.1f}M" if params.get(model) else MISSING,
             ]
         )
     return header, rows
+
+
+def _mean_cell(found: dict[str, Any], tasks: list[str], left_out: set[str]) -> str:
+    """The mean main score over the tasks a row has (partial ones left out), with its coverage
+    when that is not every task."""
+    scores = [100.0 * found[t]["main_score"] for t in tasks if t in found and t not in left_out]
+    if not scores:
+        return MISSING
+    mean = sum(scores) / len(scores)
+    return (
+        f"{mean:.2f}" if len(scores) == len(tasks) else f"{mean:.2f} ({len(scores)}/{len(tasks)})"
+    )
+
+
+def _cost_cells(rows: list[dict[str, Any]]) -> list[str]:
+    """Vectors and bytes per candidate, FLOPs per pair, ms per query: means over the tasks."""
+
+    def avg(field: str) -> float:
+        return sum(row["cost"][field] for row in rows) / len(rows)
+
+    return [
+        f"{avg('vectors_per_candidate'):.1f}",
+        f"{avg('index_bytes_per_candidate'):,.0f}",
+        f"{avg('scoring_flops_per_pair'):.3g}",
+        f"{avg('scoring_ms_per_query'):.3f}",
+    ]
 
 
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "md") -> str:

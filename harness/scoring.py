@@ -190,6 +190,11 @@ def score_corpus(
     nq, nc = len(queries), len(corpus)
     k = min(k, nc)
     rq, rc = _sides(queries, corpus, budget)
+    sliced = (
+        rc < corpus.max_len
+        or not isinstance(corpus, MultiVectors)
+        or (device is not None and device != corpus.vectors.device)
+    )
     b, m = _block_sizes(
         nq,
         nc,
@@ -197,15 +202,7 @@ def score_corpus(
         rc,
         query_block,
         block_bytes,
-        copy_bytes=_copy_bytes(
-            rc,
-            queries.dim,
-            corpus.dtype,
-            compute_dtype,
-            sliced=rc < corpus.max_len
-            or not isinstance(corpus, MultiVectors)
-            or (device is not None and device != corpus.vectors.device),
-        ),
+        copy_bytes=_copy_bytes(rc, queries.dim, corpus.dtype, compute_dtype, sliced=sliced),
         compute_bytes=torch.empty(0, dtype=compute_dtype).element_size(),
     )
     # The running top-k lives where the scores are computed (no per-block copies to the host).
@@ -232,21 +229,35 @@ def score_corpus(
                 padding=padding,
                 pad_width=rc,
             )
-            index = block_index.expand(q1 - q0, -1)
-            if filled:
-                # Running entries all come from earlier blocks (lower indices) and are already in
-                # (score desc, index asc) order, so a stable sort keeps the tie rule exact.
-                scores = torch.cat([top_scores[q0:q1], scores], dim=1)
-                index = torch.cat([top_index[q0:q1], index], dim=1)
-            scores, index = _best_columns(scores, index, k)
-            short = k - scores.shape[1]  # the first block may hold fewer than k candidates
-            top_scores[q0:q1, : scores.shape[1]] = scores
-            top_index[q0:q1, : scores.shape[1]] = index
-            if short:
-                top_scores[q0:q1, scores.shape[1] :] = float("-inf")
-                top_index[q0:q1, scores.shape[1] :] = -1
+            _merge(top_scores[q0:q1], top_index[q0:q1], scores, block_index, filled)
         filled = True
     return top_scores.cpu(), top_index.cpu()
+
+
+def _merge(
+    top_scores: torch.Tensor,
+    top_index: torch.Tensor,
+    scores: torch.Tensor,
+    block_index: torch.Tensor,
+    filled: bool,
+) -> None:
+    """Merge one block's scores into the running top-k of its queries (views, updated in place).
+
+    Running entries all come from earlier blocks (lower indices) and are already in (score desc,
+    index asc) order, so a stable sort keeps the tie rule exact.
+    """
+    k = top_scores.shape[1]
+    index = block_index.expand(scores.shape[0], -1)
+    if filled:
+        scores = torch.cat([top_scores, scores], dim=1)
+        index = torch.cat([top_index, index], dim=1)
+    scores, index = _best_columns(scores, index, k)
+    width = scores.shape[1]  # the first block may hold fewer than k candidates
+    top_scores[:, :width] = scores
+    top_index[:, :width] = index
+    if width < k:
+        top_scores[:, width:] = float("-inf")
+        top_index[:, width:] = -1
 
 
 def _best_columns(
@@ -317,40 +328,23 @@ def score_candidate_lists(
     out: list[torch.Tensor] = [torch.empty(0)] * len(queries)
     i = 0
     while i < len(queries):
-        union: set[int] = set(tensors[i].tolist())
-        needed = len(tensors[i])
-        j = i + 1
-        while j < len(queries) and j - i < cap_b:
-            grown = union.union(tensors[j].tolist())
-            pairs = len(grown) * (j + 1 - i)
-            # Stop when the block outgrows memory, or when dense scoring of the union would do
-            # more than twice the pairs the lists need (lists that barely overlap).
-            if pairs > cap_b * cap_m or pairs > 2 * (needed + len(tensors[j])):
-                break
-            union, needed, j = grown, needed + len(tensors[j]), j + 1
-        members = torch.tensor(sorted(union), dtype=torch.long)
+        j, members = _list_block(tensors, i, cap_b, cap_m)
         q_vec, q_len = _block(queries, i, j, rq, device)
         # A single huge list is scored in candidate chunks that respect the block budget.
         chunk = max(1, (cap_b * cap_m) // (j - i))
-        parts = []
-        for c0 in range(0, len(members), chunk):
-            sel = members[c0 : c0 + chunk]
-            c_vec = candidates.vectors.index_select(0, sel)[:, :rc]
-            c_len = candidates.lengths.index_select(0, sel).clamp(max=rc)
-            if device is not None:
-                c_vec, c_len = c_vec.to(device), c_len.to(device)
-            parts.append(
-                maxsim(
-                    q_vec,
-                    q_len,
-                    c_vec,
-                    c_len,
-                    compute_dtype,
-                    candidates_zero_padded=True,
-                    padding=padding,
-                    pad_width=rc,
-                ).cpu()
+        parts = [
+            _dense(
+                q_vec,
+                q_len,
+                candidates,
+                members[c0 : c0 + chunk],
+                rc,
+                device,
+                compute_dtype,
+                padding,
             )
+            for c0 in range(0, len(members), chunk)
+        ]
         dense = torch.cat(parts, dim=1) if parts else torch.empty(j - i, 0)
         position = torch.searchsorted(members, torch.cat([tensors[x] for x in range(i, j)]))
         start = 0
@@ -360,3 +354,49 @@ def score_candidate_lists(
             start += size
         i = j
     return out
+
+
+def _dense(
+    q_vec: torch.Tensor,
+    q_len: torch.Tensor,
+    candidates: MultiVectors,
+    sel: torch.Tensor,
+    rc: int,
+    device: torch.device | None,
+    compute_dtype: torch.dtype,
+    padding: str,
+) -> torch.Tensor:
+    """MaxSim of a block of queries against the selected candidates, on the CPU."""
+    c_vec = candidates.vectors.index_select(0, sel)[:, :rc]
+    c_len = candidates.lengths.index_select(0, sel).clamp(max=rc)
+    if device is not None:
+        c_vec, c_len = c_vec.to(device), c_len.to(device)
+    scores = maxsim(
+        q_vec,
+        q_len,
+        c_vec,
+        c_len,
+        compute_dtype,
+        candidates_zero_padded=True,
+        padding=padding,
+        pad_width=rc,
+    )
+    return scores.cpu()
+
+
+def _list_block(
+    tensors: list[torch.Tensor], i: int, cap_b: int, cap_m: int
+) -> tuple[int, torch.Tensor]:
+    """(end, sorted union of their candidates) of the block of queries starting at i: grown
+    while it fits memory and dense scoring of the union does at most twice the pairs the lists
+    need (lists that barely overlap go to separate blocks)."""
+    union: set[int] = set(tensors[i].tolist())
+    needed = len(tensors[i])
+    j = i + 1
+    while j < len(tensors) and j - i < cap_b:
+        grown = union.union(tensors[j].tolist())
+        pairs = len(grown) * (j + 1 - i)
+        if pairs > cap_b * cap_m or pairs > 2 * (needed + len(tensors[j])):
+            break
+        union, needed, j = grown, needed + len(tensors[j]), j + 1
+    return j, torch.tensor(sorted(union), dtype=torch.long)

@@ -20,7 +20,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -292,23 +292,78 @@ def export(encoder, directory: Path, config: TrainConfig) -> Path:
 # ---------------------------------------------------------------- loop
 
 
+@dataclass
+class _Job:
+    """A training run's moving parts, set up once."""
+
+    encoder: Any
+    groups: list[tuple[int, int]]
+    sampler: MixtureSampler
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainable: list[torch.nn.Parameter]
+    device: str
+    dist: Any
+
+
 def train(config: TrainConfig) -> Path:
     """Train and export; returns the checkpoint folder."""
-    from harness.registry import get_model
-
     config.validate()
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
+    job = _set_up(config)
+    rank = job.dist.rank
+    start = _resume(config, output, job)
+    job.encoder.train()
+    if config.tune == "frozen" or not config.dropout:
+        # A frozen backbone runs without dropout; so does any with --no-dropout (torch's fused
+        # CPU attention has no dropout, so this is also much faster on CPUs).
+        job.encoder.backbone.model.eval()
+    began = time.perf_counter()
+    stop = config.steps if config.run_steps is None else min(config.steps, start + config.run_steps)
+    bar = tqdm(
+        range(start, stop),
+        desc=f"train {job.encoder.card.name}",
+        disable=not config.progress or rank != 0,
+        initial=start,
+        total=config.steps,
+    )
+    for step in bar:
+        total, terms = _step(job, step, config)
+        if rank == 0:
+            _log_step(output, step, total, terms, job, time.perf_counter() - began)
+            bar.set_postfix(loss=f"{total:.4f}")
+        due = config.save_every and (step + 1) % config.save_every == 0
+        if due and step + 1 < config.steps and rank == 0:
+            _save_state(
+                output / STATE_DIR, job.encoder, job.optimizer, job.scheduler, step + 1, config
+            )
+            export(job.encoder, output, config)
+    bar.close()
+    job.encoder.eval()
+    if rank == 0 and stop > start:
+        # The checkpoint first: a kill between the two reruns the last steps and exports
+        # again, rather than leaving a finished state beside an older checkpoint.
+        export(job.encoder, output, config)
+        _save_state(output / STATE_DIR, job.encoder, job.optimizer, job.scheduler, stop, config)
+        plot_loss(output)
+    if stop < config.steps:
+        log.info("stopped at step %d of %d; rerun the same command to continue", stop, config.steps)
+    return output
+
+
+def _set_up(config: TrainConfig) -> _Job:
+    """The model, its training groups, the data, the optimizer and schedule."""
+    from harness.registry import get_model
+
     device = (
         config.device
         if config.device != "auto"
         else ("cuda" if torch.cuda.is_available() else "cpu")
     )
-    job, _ = distributed.init(device)
-    rank, world = job.rank, job.world_size
-
+    dist, _ = distributed.init(device)
     encoder = get_model(config.model, config.model_args, device=device)
     if not isinstance(encoder, TrainableEncoder):
         raise UsageError(
@@ -320,7 +375,7 @@ def train(config: TrainConfig) -> Path:
         for name, weight in parse_mixture(config.data)
     ]
     sampler = MixtureSampler(sources, config.batch_size, config.seed)
-    smallest = sampler.smallest_batch()
+    smallest, world = sampler.smallest_batch(), dist.world_size
     if smallest < world:
         raise UsageError(
             f"a batch of {smallest} examples (the last of an epoch) cannot be split over {world} "
@@ -340,14 +395,20 @@ def train(config: TrainConfig) -> Path:
     ]
     optimizer = torch.optim.AdamW(param_groups, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
+    trainable = [p for g in param_groups for p in g["params"]]
+    return _Job(encoder, groups, sampler, optimizer, scheduler, trainable, device, dist)
 
-    state_dir = output / STATE_DIR
+
+def _resume(config: TrainConfig, output: Path, job: _Job) -> int:
+    """The step to start from: a saved state's (recovered first if a kill left it mid-swap,
+    log rows after it dropped), else 0 with a fresh log; writes train_config.json."""
+    state_dir, rank = output / STATE_DIR, job.dist.rank
     start = 0
     if config.resume and rank == 0:
         _recover_state(state_dir)
-    job.barrier()
+    job.dist.barrier()
     if config.resume and (state_dir / "meta.json").is_file():
-        start = _load_state(state_dir, encoder, optimizer, scheduler)
+        start = _load_state(state_dir, job.encoder, job.optimizer, job.scheduler)
         log.info("resumed from step %d in %s", start, state_dir)
         if rank == 0:
             _truncate_log(output, start)
@@ -357,86 +418,60 @@ def train(config: TrainConfig) -> Path:
         (output / "train_config.json").write_text(
             json.dumps(asdict(config), indent=2, default=str) + "\n"
         )
+    return start
 
-    trainable = [p for g in param_groups for p in g["params"]]
-    encoder.train()
-    if config.tune == "frozen" or not config.dropout:
-        # A frozen backbone runs without dropout; so does any with --no-dropout (torch's fused
-        # CPU attention has no dropout, so this is also much faster on CPUs).
-        encoder.backbone.model.eval()
+
+def _step(job: _Job, step: int, config: TrainConfig) -> tuple[float, list[float]]:
+    """One optimizer step on this rank's share of the step's batch: (loss, loss per group)."""
+    world = job.dist.world_size
+    batch = job.sampler.batch(step)[job.dist.rank :: world]
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.startswith("cuda")
+        if job.device.startswith("cuda")
         else contextlib.nullcontext()
     )
-    began = time.perf_counter()
-    stop = config.steps if config.run_steps is None else min(config.steps, start + config.run_steps)
-    bar = tqdm(
-        range(start, stop),
-        desc=f"train {encoder.card.name}",
-        disable=not config.progress or rank != 0,
-        initial=start,
-        total=config.steps,
-    )
-    for step in bar:
-        batch = sampler.batch(step)[rank::world]
-        # Exactly grad_accum micro-batches (fewer only when the batch is smaller), each loss
-        # divided by their count, also for the smaller last batch of an epoch.
-        chunks = [c for c in _split(batch, min(config.grad_accum, len(batch))) if c]
-        total, terms_sum = 0.0, [0.0] * len(groups)
-        for chunk in chunks:
-            with autocast:
-                loss, terms = _micro_loss(encoder, chunk, groups, config)
-            (loss / len(chunks)).backward()
-            total += float(loss.detach()) / len(chunks)
-            terms_sum = [
-                a + float(t.detach()) / len(chunks) for a, t in zip(terms_sum, terms, strict=True)
-            ]
-        if world > 1:
-            import torch.distributed as dist
+    # Exactly grad_accum micro-batches (fewer only when the batch is smaller), each loss
+    # divided by their count, also for the smaller last batch of an epoch.
+    chunks = [c for c in _split(batch, min(config.grad_accum, len(batch))) if c]
+    total, terms_sum = 0.0, [0.0] * len(job.groups)
+    for chunk in chunks:
+        with autocast:
+            loss, terms = _micro_loss(job.encoder, chunk, job.groups, config)
+        (loss / len(chunks)).backward()
+        total += float(loss.detach()) / len(chunks)
+        terms_sum = [
+            a + float(t.detach()) / len(chunks) for a, t in zip(terms_sum, terms, strict=True)
+        ]
+    if world > 1:
+        import torch.distributed as dist
 
-            for p in trainable:
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        if rank == 0:
-            record = {
-                "step": step + 1,
-                "loss": total,
-                "groups": {
-                    f"{q}x{c}" if q < 10**9 else "all": t
-                    for (q, c), t in zip(groups, terms_sum, strict=True)
-                },
-                "lr": scheduler.get_last_lr()[-1],
-                "seconds": time.perf_counter() - began,
-            }
-            with open(output / LOG_FILE, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            bar.set_postfix(loss=f"{total:.4f}")
-        if (
-            config.save_every
-            and (step + 1) % config.save_every == 0
-            and step + 1 < config.steps
-            and rank == 0
-        ):
-            _save_state(state_dir, encoder, optimizer, scheduler, step + 1, config)
-            export(encoder, output, config)
-    bar.close()
-    encoder.eval()
-    if rank == 0 and stop > start:
-        # The checkpoint first: a kill between the two reruns the last steps and exports
-        # again, rather than leaving a finished state beside an older checkpoint.
-        export(encoder, output, config)
-        _save_state(state_dir, encoder, optimizer, scheduler, stop, config)
-        plot_loss(output)
-    if stop < config.steps:
-        log.info("stopped at step %d of %d; rerun the same command to continue", stop, config.steps)
-    return output
+        for p in job.trainable:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= world
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(job.trainable, config.max_grad_norm)
+    job.optimizer.step()
+    job.scheduler.step()
+    job.optimizer.zero_grad(set_to_none=True)
+    return total, terms_sum
+
+
+def _log_step(
+    output: Path, step: int, total: float, terms: list[float], job: _Job, seconds: float
+) -> None:
+    record = {
+        "step": step + 1,
+        "loss": total,
+        "groups": {
+            f"{q}x{c}" if q < 10**9 else "all": t
+            for (q, c), t in zip(job.groups, terms, strict=True)
+        },
+        "lr": job.scheduler.get_last_lr()[-1],
+        "seconds": seconds,
+    }
+    with open(output / LOG_FILE, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def read_log(output: str | Path) -> list[dict[str, Any]]:

@@ -81,6 +81,37 @@ def _score_shared_corpus(
 ) -> Scored:
     cfg = ctx.config
     k = min(cfg.top_k, len(data.candidates))
+    scores, rows, seconds, timing_runs, index_info = _search(ctx, enc, slice_budget, k)
+    ranked = [
+        _expand(s, r, data.members, k) for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
+    ]
+    cids = [c.id for c in data.candidates]
+    run = {
+        q.id: {cids[c]: score for score, c in ranked[u]}
+        for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
+    }
+    if data.floor_scores_except is not None:
+        run = floor_at_zero(ctx, run, enc, data, slice_budget)
+    rows_by_query = per_query(run, data.qrels, cutoffs(cfg.top_k))
+    metrics = mean_metrics(rows_by_query)
+    main = ctx.spec.main_metric
+    return Scored(
+        run=run,
+        metrics=metrics,
+        groups=group_metrics(ctx, data, run, metrics, cutoffs(cfg.top_k)),
+        per_query={q: m[main] for q, m in rows_by_query.items() if main in m},
+        n_scored=float(len(data.candidates)),
+        seconds=seconds,
+        timing_runs=timing_runs,
+        index=index_info,
+    )
+
+
+def _search(ctx: TaskContext, enc: Encoded, slice_budget: Budget | None, k: int):
+    """Each query's top-k distinct candidates: (scores, rows, seconds, timing runs, index
+    info), exactly, or through the approximate index where the budget leaves one vector per
+    side (its recall against exact search recorded)."""
+    cfg = ctx.config
 
     def exact_search():
         return score_corpus(
@@ -119,29 +150,7 @@ def _score_shared_corpus(
             index_info["note"] = (
                 f"{ctx.index.label} serves one vector per side; this budget was scored exactly"
             )
-    ranked = [
-        _expand(s, r, data.members, k) for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
-    ]
-    cids = [c.id for c in data.candidates]
-    run = {
-        q.id: {cids[c]: score for score, c in ranked[u]}
-        for q, u in zip(data.queries, data.query_rows.tolist(), strict=True)
-    }
-    if data.floor_scores_except is not None:
-        run = floor_at_zero(ctx, run, enc, data, slice_budget)
-    rows_by_query = per_query(run, data.qrels, cutoffs(cfg.top_k))
-    metrics = mean_metrics(rows_by_query)
-    main = ctx.spec.main_metric
-    return Scored(
-        run=run,
-        metrics=metrics,
-        groups=group_metrics(ctx, data, run, metrics, cutoffs(cfg.top_k)),
-        per_query={q: m[main] for q, m in rows_by_query.items() if main in m},
-        n_scored=float(len(data.candidates)),
-        seconds=seconds,
-        timing_runs=timing_runs,
-        index=index_info,
-    )
+    return scores, rows, seconds, timing_runs, index_info
 
 
 def _score_lists(
