@@ -146,6 +146,20 @@ class BackboneEncoder(torch.nn.Module):
 
     @property
     def card(self) -> ModelCard:
+        """Computed once, and again only after the weights changed: every in-place update of a
+        parameter (an optimizer step) bumps its version counter, which keys the cached card."""
+        key = (
+            self.name,
+            id(self.backbone.model),
+            self.backbone.dtype,
+            tuple(p._version for p in self.parameters()),
+        )
+        if self.__dict__.get("_card_key") != key:
+            self.__dict__["_card"] = self._make_card()
+            self.__dict__["_card_key"] = key
+        return self.__dict__["_card"]
+
+    def _make_card(self) -> ModelCard:
         q, c = self.max_vectors()
         return ModelCard(
             name=self.name,

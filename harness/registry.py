@@ -327,9 +327,14 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
     if device is not None and _accepts(factory, "device"):
         kwargs["device"] = device
     try:
-        model = factory(**kwargs)
+        # The arguments are checked against the factory's signature, so a TypeError raised
+        # inside a factory stays the bug it is instead of reading as rejected --model-args.
+        inspect.signature(factory).bind(**kwargs)
     except TypeError as exc:
         raise UsageError(f"model {name!r} rejected --model-args {model_args}: {exc}") from exc
+    except ValueError:  # no signature to check (some builtins): let the call decide
+        pass
+    model = factory(**kwargs)
     from harness.protocol import Encoder
 
     if not isinstance(model, Encoder):

@@ -274,3 +274,17 @@ def Item_task():
         dataset=DatasetRef("toy/pages"),
         loader=load,
     )
+
+
+def test_the_card_is_computed_once_and_again_after_the_weights_change():
+    import torch
+
+    from harness.registry import get_model
+
+    model = get_model("metaembed-mini", {"ocr": "none"})
+    first = model.card
+    assert model.card is first  # no second hash of the weights
+    with torch.no_grad():
+        model.meta_tokens.add_(1.0)  # an in-place update, as an optimizer step makes
+    changed = model.card
+    assert changed is not first and changed.preprocessing != first.preprocessing

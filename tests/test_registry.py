@@ -69,3 +69,15 @@ def test_model_args_parse_types_and_reach_the_factory():
 def test_factory_targets_load_without_registration():
     model = get_model("toy_models:NaNEncoder")
     assert model.card.name == "test-nan"
+
+
+def broken_factory(dim: int = 8):
+    """A factory with a bug inside: its TypeError is not about --model-args."""
+    return len(dim)
+
+
+def test_a_bug_inside_a_factory_is_not_reported_as_rejected_model_args():
+    with pytest.raises(TypeError, match="has no len"):
+        get_model("test_registry:broken_factory", {"dim": 3})
+    with pytest.raises(UsageError, match="rejected --model-args"):
+        get_model("test_registry:broken_factory", {"width": 3})
