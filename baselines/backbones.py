@@ -18,15 +18,15 @@ from typing import Any
 
 import torch
 
+from harness.config import resolve_device
 from harness.errors import HarnessError, UsageError
-from harness.protocol import Item
+from harness.protocol import IMAGE_PLACEHOLDER, Item
 
 log = logging.getLogger(__name__)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET = "sentence-transformers/all-mpnet-base-v2"  # the `mpnet` extra; see baselines/mpnet.py
 MPNET_NAMES = (MPNET, "all-mpnet-base-v2", "mpnet")
-IMAGE_PLACEHOLDER = "<|image_1|>"  # MMEB's placeholder in query / candidate text
 MAX_ASPECT = 50.0  # taller (or wider) images are bounded to this aspect ratio before encoding
 
 
@@ -79,12 +79,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
     if dtype not in table:
         raise UsageError(f"unknown dtype {dtype!r}; use float32, bfloat16, float16 or auto")
     return table[dtype]
-
-
-def resolve_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def bound_image(image, max_aspect: float = MAX_ASPECT):

@@ -27,7 +27,7 @@ from baselines.naive_multi import chunk_means
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
-from harness.protocol import Item, ModelCard, Role, check_role
+from harness.protocol import IMAGE_PLACEHOLDER, Item, ModelCard, Role, check_role
 
 
 def pool_tokens(vectors: torch.Tensor, factor: int) -> torch.Tensor:
@@ -256,7 +256,7 @@ class ColVision:
                         rows[i] = pool_tokens(vectors, self.pool_factor)
                 if texts:
                     queries = [
-                        (items[i].text or "").replace("<|image_1|>", "").strip() for i in texts
+                        (items[i].text or "").replace(IMAGE_PLACEHOLDER, "").strip() for i in texts
                     ]
                     for i, vectors in zip(
                         texts, self._run(self.processor.process_queries(text=queries)), strict=True

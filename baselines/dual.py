@@ -14,7 +14,7 @@ from baselines.encoder import DTYPE_NAMES
 from harness.budgets import Budget
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors
-from harness.protocol import Item, ModelCard, Role, check_role
+from harness.protocol import IMAGE_PLACEHOLDER, Item, ModelCard, Role, check_role
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -97,7 +97,7 @@ class DualEncoder:
         with torch.inference_mode():
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                texts = [(i.text or "").replace("<|image_1|>", "").strip() for i in batch]
+                texts = [(i.text or "").replace(IMAGE_PLACEHOLDER, "").strip() for i in batch]
                 text_vectors = self._text([t or " " for t in texts])
                 with_image = [b for b, i in enumerate(batch) if i.image is not None]
                 vectors = text_vectors.clone()

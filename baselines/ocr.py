@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from harness.config import harness_home
 from harness.errors import HarnessError, UsageError
 from harness.protocol import Item
 
@@ -38,10 +39,7 @@ class OCRReader:
         self.engine = engine
         self._rapid = None
         self._memory: dict[str, str] = {}
-        root = (
-            cache_dir
-            or Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "ocr"
-        )
+        root = cache_dir or harness_home() / "ocr"
         self.cache_dir = Path(root) / engine
 
     def _run(self, data: bytes) -> str:

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from harness import faults
+from harness.config import DEFAULT_SHARD_SIZE, harness_home
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings
@@ -34,12 +35,11 @@ from harness.results import public_mode
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-DEFAULT_SHARD_SIZE = 512
 COLLAPSE_CHECK_ITEMS = 16  # shards this large are checked for collapse before being written
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+    return harness_home()
 
 
 def check_writable(path: str | os.PathLike, what: str) -> Path:

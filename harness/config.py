@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
@@ -16,6 +17,22 @@ DEFAULT_TASKS: tuple[str, ...] = ("libdocs-quick",)
 DEFAULT_OUTPUT = "results/runs"
 # Size of one float32 similarity block in scoring; bounds scoring memory.
 DEFAULT_BLOCK_BYTES = 256 * 2**20
+DEFAULT_SHARD_SIZE = 512  # items per embedding-cache shard
+
+
+def harness_home() -> Path:
+    """Where the harness keeps what it makes: embeddings, downloaded snapshots, OCR text,
+    reassembled models ($HARNESS_CACHE_DIR, default ~/.cache/harness)."""
+    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+
+
+def resolve_device(device: str | None) -> str:
+    """`auto` (or None): cuda when torch sees a GPU, else cpu; anything else as given."""
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def _env_data_dir() -> str | None:
@@ -69,7 +86,7 @@ class RunConfig:
         False, flag="--no-cache", switch=True, help="keep no embeddings on disk"
     )
     shard_size: int = option(
-        512,
+        DEFAULT_SHARD_SIZE,
         flag="--shard-size",
         type=positive_int,
         help="items per cache shard, the unit of resuming and of work split across ranks (512)",
@@ -151,11 +168,7 @@ class RunConfig:
     )
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -36,7 +36,9 @@ def prefetch_hint(task_names: Iterable[str], data_dir: str | os.PathLike | None)
 
 def default_data_dir() -> Path:
     """Where online runs keep the snapshots they download (same layout as --data-dir)."""
-    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness")) / "data"
+    from harness.config import harness_home
+
+    return harness_home() / "data"
 
 
 def snapshot_dir(ref: DatasetRef, data_dir: str | os.PathLike | None) -> Path | None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from harness.multivectors import MultiVectors
 
 Role = Literal["query", "candidate"]
+# MMEB's image placeholder in query and candidate text; each encoder places or strips it.
+IMAGE_PLACEHOLDER = "<|image_1|>"
 ROLES: tuple[Role, ...] = ("query", "candidate")
 
 

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from harness import distributed
-from harness.config import LOG_FILE, STATE_DIR, TrainConfig
+from harness.config import LOG_FILE, STATE_DIR, TrainConfig, resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.losses import gather_candidates, mmr_loss, parse_groups
 from harness.protocol import TrainableEncoder
@@ -358,11 +358,7 @@ def _set_up(config: TrainConfig) -> _Job:
     """The model, its training groups, the data, the optimizer and schedule."""
     from harness.registry import get_model
 
-    device = (
-        config.device
-        if config.device != "auto"
-        else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+    device = resolve_device(config.device)
     dist, _ = distributed.init(device)
     encoder = get_model(config.model, config.model_args, device=device)
     if not isinstance(encoder, TrainableEncoder):

@@ -19,7 +19,6 @@ from harness.protocol import Item
 from harness.task import DatasetRef, TaskData, TaskSpec
 
 DATASET = DatasetRef("TIGER-Lab/MMEB-eval", revision="2f069730be515ea60778413777816b53e2d2a697")
-IMAGE_PLACEHOLDER = "<|image_1|>"
 COLUMNS = ("qry_text", "qry_img_path", "tgt_text", "tgt_img_path")
 # Where the unzipped images may sit, relative to the snapshot (the archive's own top folder varies).
 IMAGE_BASES = ("images", "images/images", "images/eval_images", "eval_images", ".")
