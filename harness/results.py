@@ -14,11 +14,69 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from harness import faults
 
 SCHEMA_VERSION = 1
+
+
+class BudgetRow(TypedDict, total=False):
+    """One budget's result (README "Result files"); `groups` and `index` only where they apply."""
+
+    label: str
+    query: int | None
+    candidate: int | None
+    main_score: float
+    metrics: dict[str, float]
+    cost: dict[str, Any]
+    groups: dict[str, dict[str, float]]
+    index: dict[str, Any]
+    per_query: dict[str, float]
+
+
+class ResultRecord(TypedDict):
+    """One (model, task) result file, schema_version 1; fields may be added, none renamed."""
+
+    schema_version: int
+    harness_version: str
+    git_sha: str | None
+    created_at: str
+    model: dict[str, Any]
+    task: dict[str, Any]
+    budgets: list[BudgetRow]
+    encode: dict[str, Any]
+    environment: dict[str, Any]
+    config: dict[str, Any]
+
+
+# What a reader needs from a record; a file without it is named and skipped, never half-read.
+REQUIRED_ROW = ("label", "main_score", "metrics", "cost")
+
+
+def not_understood(record: Any) -> str | None:
+    """Why a parsed file is not a result record this harness can read, or None."""
+    if not isinstance(record, dict):
+        return "is not a JSON object"
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return (
+            f"has schema_version {record.get('schema_version')!r}; this harness reads "
+            f"{SCHEMA_VERSION}"
+        )
+    for key in ("model", "task", "budgets"):
+        if key not in record:
+            return f"has no {key!r}"
+    if not isinstance(record["model"], dict) or "name" not in record["model"]:
+        return "has no model name"
+    if not isinstance(record["task"], dict) or "name" not in record["task"]:
+        return "has no task name"
+    if not isinstance(record["budgets"], list):
+        return "has no list of budgets"
+    for row in record["budgets"]:
+        missing = [k for k in REQUIRED_ROW if not isinstance(row, dict) or k not in row]
+        if missing:
+            return f"has a budget row without {missing[0]!r}"
+    return None
 
 
 def safe_name(name: str) -> str:
@@ -94,16 +152,11 @@ def iter_results(
                 skipped.append((path, f"is not valid JSON (truncated?): {exc}"))
             continue
         if not isinstance(record, dict) or "schema_version" not in record:
-            continue
-        if record.get("schema_version") != SCHEMA_VERSION or "budgets" not in record:
+            continue  # another JSON file (a leaderboard, a config), not a result
+        why = not_understood(record)
+        if why is not None:
             if skipped is not None:
-                skipped.append(
-                    (
-                        path,
-                        f"has schema_version {record.get('schema_version')!r}; this harness reads "
-                        f"{SCHEMA_VERSION}",
-                    )
-                )
+                skipped.append((path, why))
             continue
         yield path, record
 

@@ -319,3 +319,27 @@ def test_every_model_has_its_own_colour_lines_and_points_alike():
     models = {k: v for k, v in colours.items() if k != "Pareto frontier"}
     assert set(models) == {"meta", "single", "colbert"}
     assert len(set(models.values())) == 3
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda r: r.pop("task"), "has no 'task'"),
+        (lambda r: r["budgets"][0].pop("cost"), "without 'cost'"),
+        (lambda r: r.update(schema_version=2), "schema_version 2"),
+    ],
+)
+def test_a_record_missing_what_readers_need_is_named_and_skipped(tmp_path, damage, why):
+    from harness.results import iter_results
+
+    good = record("meta", "a", [("1x1", 1, 1, 0.5)])
+    good["schema_version"] = 1
+    bad = json.loads(json.dumps(good))
+    damage(bad)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.json").write_text(json.dumps(good))
+    (tmp_path / "m" / "b.json").write_text(json.dumps(bad))
+    skipped: list = []
+    found = [p.name for p, _ in iter_results(tmp_path, skipped)]
+    assert found == ["a.json"] and [p.name for p, _ in skipped] == ["b.json"]
+    assert why in skipped[0][1]

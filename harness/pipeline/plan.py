@@ -17,7 +17,7 @@ from harness.config import RunConfig
 from harness.errors import HarnessError, UsageError
 from harness.index import parse_index
 from harness.protocol import ModelCard
-from harness.results import read_result, result_path
+from harness.results import not_understood, read_result, result_path
 from harness.scoring import PADDING_RULES, SCORE_DTYPES
 from harness.task import TaskSpec
 
@@ -162,8 +162,9 @@ def read_stored(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         log.warning("%s is not a readable result file (%s); recomputing it", path, exc)
         return None
-    if not isinstance(stored, dict) or not isinstance(stored.get("budgets"), list):
-        log.warning("%s is not a result file of this harness; recomputing it", path)
+    why = not_understood(stored)
+    if why is not None:
+        log.warning("%s is not a result file of this harness (it %s); recomputing it", path, why)
         return None
     return stored
 

@@ -18,7 +18,15 @@ from harness.pipeline.context import TaskContext
 from harness.pipeline.data import Prepared
 from harness.pipeline.encode import Encoded, EncodeTiming
 from harness.pipeline.score import Run, Scored
-from harness.results import SCHEMA_VERSION, environment, git_sha, now, safe_name
+from harness.results import (
+    SCHEMA_VERSION,
+    BudgetRow,
+    ResultRecord,
+    environment,
+    git_sha,
+    now,
+    safe_name,
+)
 
 
 def budget_row(
@@ -28,7 +36,7 @@ def budget_row(
     budget: Budget,
     slice_budget: Budget | None,
     scored: Scored,
-) -> dict[str, Any]:
+) -> BudgetRow:
     cost = budget_cost(
         enc.queries.lengths[data.query_rows],
         enc.candidates.lengths[data.candidate_rows],
@@ -41,7 +49,7 @@ def budget_row(
     cost["scoring_timing_runs"] = scored.timing_runs
     cost["n_candidates_scored"] = scored.n_scored
     cost["candidates_out_of_core"] = isinstance(enc.candidates, ShardedVectors)
-    row = {
+    row: BudgetRow = {
         "label": budget.label,
         "query": budget.query,
         "candidate": budget.candidate,
@@ -86,9 +94,9 @@ def task_record(
     ctx: TaskContext,
     data: Prepared,
     size_check: dict[str, Any],
-    rows: list[dict[str, Any]],
+    rows: list[BudgetRow],
     timing: EncodeTiming,
-) -> dict[str, Any]:
+) -> ResultRecord:
     """The result record of a task (the layout of README's "Result files")."""
     card, t, world = ctx.card, timing, ctx.dist.world_size
     encoded = t.query.encoded + t.candidate.encoded
@@ -141,7 +149,7 @@ def task_record(
     }
 
 
-def merge_stored(stored: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any]:
+def merge_stored(stored: dict[str, Any] | None, record: ResultRecord) -> ResultRecord:
     """The new rows with the stored result's other budgets, in budget order."""
     if stored is None:
         return record
