@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from baselines.backbones import Backbone, apply_adapter, load_backbone
-from baselines.encoder import BackboneEncoder, check_hidden_size, gather_rows, read_checkpoint
+from baselines.backbones import Backbone
+from baselines.encoder import BackboneEncoder, gather_rows, load_for_checkpoint, read_checkpoint
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -169,14 +169,7 @@ def load_metaembed(
 ) -> MetaEmbed:
     """`metaembed` in the registry: a backbone plus a checkpoint of meta tokens (and projection,
     adapters). Without a checkpoint the meta tokens are freshly initialised (untrained)."""
-    config: dict[str, Any] = {}
-    if checkpoint is not None:
-        config = read_checkpoint(checkpoint, MetaEmbed.config_file)
-    backbone_name = backbone or config.get("backbone")
-    if backbone_name is None:
-        raise UsageError(
-            "metaembed needs a backbone: pass --model-args backbone=HUB_ID_OR_DIR (or checkpoint=DIR)"
-        )
+    config = read_checkpoint(checkpoint, MetaEmbed.config_file) if checkpoint is not None else {}
     for key, given in (
         ("query_tokens", query_tokens),
         ("candidate_tokens", candidate_tokens),
@@ -186,17 +179,15 @@ def load_metaembed(
             raise HarnessError(
                 f"checkpoint {checkpoint} has {key}={config.get(key)} but {key}={given} was asked for"
             )
-    bb = load_backbone(
-        backbone_name,
-        revision=revision or (config.get("backbone_revision") if backbone is None else None),
+    bb, config = load_for_checkpoint(
+        backbone,
+        checkpoint,
+        MetaEmbed.config_file,
+        revision=revision,
         device=device,
         dtype=dtype,
         **backbone_options,
     )
-    if checkpoint is not None:
-        check_hidden_size(config, bb, checkpoint)  # before the adapter, whose error is obscure
-    if config.get("adapter"):
-        apply_adapter(bb, config["adapter"])
     args = {
         "backbone": bb.name,
         "checkpoint": str(checkpoint) if checkpoint else None,
