@@ -27,10 +27,13 @@ class Budget:
                 )
 
     @classmethod
-    def parse(cls, text: str | Budget) -> Budget:
-        """Parse `16x64`, `1x1`, `16xall`, `allxall`, or `all` (= `allxall`)."""
-        if isinstance(text, Budget):
+    def parse(cls, text: str | Budget | Cascade) -> Budget | Cascade:
+        """Parse `16x64`, `1x1`, `16xall`, `allxall`, `all` (= `allxall`), or a cascade
+        `1x1>16x64@100` (see `Cascade`)."""
+        if isinstance(text, Budget | Cascade):
             return text
+        if ">" in str(text):
+            return Cascade.parse(str(text))
         raw = str(text).strip().lower()
         if raw == "all":
             return cls(None, None)
@@ -52,12 +55,64 @@ class Budget:
     def side(self, role: str) -> int | None:
         return self.query if role == "query" else self.candidate
 
-    def sort_key(self) -> tuple[float, float]:
+    def sort_key(self) -> tuple[float, ...]:
         inf = float("inf")
         return (
             inf if self.query is None else self.query,
             inf if self.candidate is None else self.candidate,
         )
+
+    def __str__(self) -> str:
+        return self.label
+
+
+_CASCADE = re.compile(r"^([^>@]+)>([^>@]+)@([0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """Two stages, `first>second@depth`: the first budget ranks the whole corpus (or each
+    query's list), the second re-scores each query's top `depth`; what a deployment does that
+    indexes a cheap budget and re-ranks a shortlist with a rich one. Its row sits beside the
+    second budget's, whose `query` / `candidate` it reports."""
+
+    first: Budget
+    second: Budget
+    depth: int
+
+    @classmethod
+    def parse(cls, text: str) -> Cascade:
+        match = _CASCADE.match(text.strip().lower())
+        if not match:
+            raise UsageError(
+                f"malformed cascade {text!r}: write FIRST>SECOND@DEPTH, e.g. 1x1>16x64@100"
+            )
+        first, second = (Budget.parse(match.group(i)) for i in (1, 2))
+        if isinstance(first, Cascade) or isinstance(second, Cascade):
+            raise UsageError(f"malformed cascade {text!r}: a cascade has two stages")
+        depth = int(match.group(3))
+        if depth < 1:
+            raise UsageError(f"cascade {text!r}: the depth re-scored must be at least 1")
+        return cls(first, second, depth)
+
+    @property
+    def query(self) -> int | None:
+        return self.second.query
+
+    @property
+    def candidate(self) -> int | None:
+        return self.second.candidate
+
+    @property
+    def label(self) -> str:
+        return f"{self.first.label}>{self.second.label}@{self.depth}"
+
+    def side(self, role: str) -> int | None:
+        return self.second.side(role)
+
+    def sort_key(self) -> tuple[float, ...]:
+        """Right after its second budget, then by first budget and depth."""
+        return (*self.second.sort_key(), *self.first.sort_key(), self.depth)
 
     def __str__(self) -> str:
         return self.label
@@ -69,7 +124,7 @@ METAEMBED_BUDGETS: tuple[Budget, ...] = tuple(
 )
 
 
-def parse_budgets(spec: str | Iterable[str | Budget] | None) -> list[Budget] | None:
+def parse_budgets(spec: str | Iterable[str | Budget] | None) -> list[Budget | Cascade] | None:
     """A comma list of budgets; None (or the keyword `all`) means each model's default budgets."""
     if spec is None:
         return None
@@ -78,7 +133,7 @@ def parse_budgets(spec: str | Iterable[str | Budget] | None) -> list[Budget] | N
         raise UsageError("empty --budgets: give e.g. 1x1,16x64, or 'all' for each model's defaults")
     if len(parts) == 1 and isinstance(parts[0], str) and parts[0].strip().lower() == "all":
         return None
-    budgets: list[Budget] = []
+    budgets: list[Budget | Cascade] = []
     for part in parts:
         budget = Budget.parse(part)
         if budget not in budgets:

@@ -461,3 +461,23 @@ class ShardedVectors:
                     if self.transform is not None:
                         mv = self.transform(mv)
                     yield shard.start + a, mv
+
+    def take(self, rows: Sequence[int]) -> MultiVectors:
+        """The given items (in that order), read from their shards: what a cascade's second
+        stage or a single extra page needs, without loading the corpus."""
+        wanted = sorted(set(rows))
+        found: dict[int, MultiVectors] = {}
+        for shard in self.shards:
+            inside = [r for r in wanted if shard.start <= r < shard.stop]
+            if not inside:
+                continue
+            a, b = inside[0] - shard.start, inside[-1] - shard.start + 1
+            with safe_open(shard.path, framework="pt") as handle:
+                block = handle.get_slice("vectors")[a:b]
+            lengths = self._lengths[shard.start + a : shard.start + b]
+            mv = MultiVectors(block, lengths.clamp(max=block.shape[1]))
+            if self.transform is not None:
+                mv = self.transform(mv)
+            for r in inside:
+                found[r] = mv.select([r - shard.start - a])
+        return MultiVectors.cat([found[r] for r in rows])

@@ -28,8 +28,8 @@ def _latex(text: str) -> str:
 FORMATS = ("md", "csv", "html", "latex")
 
 
-def _budget_key(row: dict[str, Any]) -> tuple[float, float]:
-    return Budget(row["query"], row["candidate"]).sort_key()
+def _budget_key(row: dict[str, Any]) -> tuple[float, ...]:
+    return Budget.parse(row["label"]).sort_key()
 
 
 def _score_cell(row: dict[str, Any], ci: bool) -> str:

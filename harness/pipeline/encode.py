@@ -9,11 +9,11 @@ encoded once and reduced per budget; any other model is encoded once per budget.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tqdm.auto import tqdm
 
-from harness.budgets import Budget
+from harness.budgets import Budget, Cascade
 from harness.cache import EncodeStats, ShardedVectors, load_shards
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings
@@ -26,6 +26,8 @@ from harness.protocol import Item, ReducingEncoder
 class Encoded:
     queries: MultiVectors
     candidates: MultiVectors | ShardedVectors  # ShardedVectors: scored out of core
+    cascade: Cascade | None = None  # a two-stage budget is scored from these embeddings
+    first: Encoded | None = None  # its first stage's own (reduced) embeddings; None: a prefix
 
 
 @dataclass
@@ -115,22 +117,34 @@ def per_budget(
         if not ctx.dist.is_main:
             return
         for budget in bar("score"):
-            reduced = Encoded(
-                encoder.reduce(whole.queries, "query", budget.query),
-                reduce_candidates(encoder, whole.candidates, budget.candidate),
-            )
-            yield budget, reduced, None
+            if isinstance(budget, Cascade):
+                first = _reduced(encoder, whole, budget.first)
+                yield (
+                    budget,
+                    replace(_reduced(encoder, whole, budget.second), cascade=budget, first=first),
+                    None,
+                )
+            else:
+                yield budget, _reduced(encoder, whole, budget), None
     elif ctx.card.nested:
         whole = encode_pass(ctx, data, None, timing)
         if not ctx.dist.is_main:
             return
         for budget in bar("score"):
-            yield budget, whole, budget
+            cascade = budget if isinstance(budget, Cascade) else None
+            yield budget, replace(whole, cascade=cascade), budget
     else:
         for budget in bar("encode+score"):
             own = encode_pass(ctx, data, budget, timing)
             if ctx.dist.is_main:
                 yield budget, own, None
+
+
+def _reduced(encoder: ReducingEncoder, whole: Encoded, budget: Budget) -> Encoded:
+    return Encoded(
+        encoder.reduce(whole.queries, "query", budget.query),
+        reduce_candidates(encoder, whole.candidates, budget.candidate),
+    )
 
 
 def reduce_candidates(

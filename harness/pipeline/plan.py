@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from harness import distributed
-from harness.budgets import Budget
+from harness.budgets import Budget, Cascade
 from harness.config import RunConfig
 from harness.errors import HarnessError, UsageError
 from harness.index import parse_index
@@ -60,37 +60,55 @@ def check_settings(config: RunConfig) -> None:
 
 
 def resolve_budgets(
-    card: ModelCard, requested: Sequence[Budget] | None, reducible: bool = False
-) -> list[Budget]:
+    card: ModelCard, requested: Sequence[Budget | Cascade] | None, reducible: bool = False
+) -> list[Budget | Cascade]:
     """The budgets to evaluate for one model, checked against what it can provide. `all` on a
     side where the model has a fixed number of vectors is that number (`allx64` is 16x64 for
-    16 query vectors), so the same budget is never evaluated twice under two names."""
+    16 query vectors), so the same budget is never evaluated twice under two names. A cascade
+    needs both stages from one encoding: a nested model or one that reduces."""
     budgets = list(card.budgets) if requested is None else list(requested)
-    valid = ", ".join(b.label for b in card.budgets)
-    fixed = []
+    fixed: list[Budget | Cascade] = []
     for budget in budgets:
-        query, candidate = budget.query, budget.candidate
-        query = card.max_vectors("query") if query is None else query
-        candidate = card.max_vectors("candidate") if candidate is None else candidate
-        same = Budget(query, candidate)
+        same = (
+            Cascade(_fixed(card, budget.first), _fixed(card, budget.second), budget.depth)
+            if isinstance(budget, Cascade)
+            else _fixed(card, budget)
+        )
         if same != budget:
             log.info("budget %s is %s for %s", budget.label, same.label, card.name)
         if same not in fixed:
             fixed.append(same)
-    budgets = fixed
-    for budget in budgets:
-        for role in ("query", "candidate"):
-            side, most = budget.side(role), card.max_vectors(role)
-            if side is not None and most is not None and side > most:
-                raise UsageError(
-                    f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
-                    f"provides {most}; valid budgets for it: {valid}"
-                )
-        if not card.nested and not reducible and budget not in card.budgets:
+    for budget in fixed:
+        stages = [budget.first, budget.second] if isinstance(budget, Cascade) else [budget]
+        for stage in stages:
+            _check_budget(card, stage, reducible)
+        if isinstance(budget, Cascade) and not (card.nested or reducible):
             raise UsageError(
-                f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
+                f"cascade {budget.label} needs both stages from one encoding, but model "
+                f"{card.name!r} is neither nested nor able to reduce its vectors"
             )
-    return sorted(budgets, key=Budget.sort_key)
+    return sorted(fixed, key=lambda b: b.sort_key())
+
+
+def _fixed(card: ModelCard, budget: Budget) -> Budget:
+    query = card.max_vectors("query") if budget.query is None else budget.query
+    candidate = card.max_vectors("candidate") if budget.candidate is None else budget.candidate
+    return Budget(query, candidate)
+
+
+def _check_budget(card: ModelCard, budget: Budget, reducible: bool) -> None:
+    valid = ", ".join(b.label for b in card.budgets)
+    for role in ("query", "candidate"):
+        side, most = budget.side(role), card.max_vectors(role)
+        if side is not None and most is not None and side > most:
+            raise UsageError(
+                f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
+                f"provides {most}; valid budgets for it: {valid}"
+            )
+    if not card.nested and not reducible and budget not in card.budgets:
+        raise UsageError(
+            f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
+        )
 
 
 def find_datasets(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:

@@ -45,6 +45,8 @@ def budget_row(
         enc.queries.dim,
         ctx.card.dtype,
     )
+    if enc.cascade is not None:
+        cost = _cascade_cost(ctx, data, enc, slice_budget, cost, scored.n_scored)
     cost["scoring_ms_per_query"] = 1000.0 * scored.seconds / max(1, len(data.queries))
     cost["scoring_timing_runs"] = scored.timing_runs
     cost["n_candidates_scored"] = scored.n_scored
@@ -66,6 +68,43 @@ def budget_row(
     if ctx.config.trec_runs:
         write_trec(ctx, scored.run, budget)
     return row
+
+
+def _cascade_cost(
+    ctx: TaskContext,
+    data: Prepared,
+    enc: Encoded,
+    slice_budget: Budget | None,
+    second: dict[str, float],
+    scored: float,
+) -> dict[str, Any]:
+    """Both stages' costs, and the cascade's on the plain budgets' axes: the two indexes'
+    vectors and bytes per candidate together (a nested model could read the first from the
+    second's prefix; counted apart, as a deployment with a compact first index keeps them),
+    and FLOPs per (query, candidate) pair averaged over the candidates scored: every one at the
+    first budget, `depth` of them again at the second."""
+    first_enc = enc.first if enc.first is not None else enc
+    first_slice = None if enc.first is not None else enc.cascade.first
+    first = budget_cost(
+        first_enc.queries.lengths[data.query_rows],
+        first_enc.candidates.lengths[data.candidate_rows],
+        None if first_slice is None else first_slice.query,
+        None if first_slice is None else first_slice.candidate,
+        first_enc.queries.dim,
+        ctx.card.dtype,
+    )
+    depth = min(enc.cascade.depth, scored) if scored else 0
+    flops = first["scoring_flops_per_pair"] + second["scoring_flops_per_pair"] * depth / max(
+        1.0, scored
+    )
+    return {
+        "vectors_per_query": second["vectors_per_query"],
+        "vectors_per_candidate": first["vectors_per_candidate"] + second["vectors_per_candidate"],
+        "index_bytes_per_candidate": first["index_bytes_per_candidate"]
+        + second["index_bytes_per_candidate"],
+        "scoring_flops_per_pair": flops,
+        "stages": {"first": first, "second": second, "depth": enc.cascade.depth},
+    }
 
 
 def write_trec(ctx: TaskContext, run: Run, budget: Budget) -> None:
@@ -156,7 +195,7 @@ def merge_stored(stored: dict[str, Any] | None, record: ResultRecord) -> ResultR
     rows = record["budgets"]
     kept = [b for b in stored["budgets"] if b["label"] not in {r["label"] for r in rows}]
     record["budgets"] = sorted(
-        kept + rows, key=lambda b: Budget(b["query"], b["candidate"]).sort_key()
+        kept + rows, key=lambda b: Budget.parse(b["label"]).sort_key()
     )
     return record
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from harness import faults
-from harness.budgets import Budget
+from harness.budgets import Budget, Cascade
+from harness.cache import ShardedVectors
 from harness.errors import HarnessError
 from harness.index import FaissIndex, recall_against_exact
 from harness.metrics import (
@@ -66,7 +67,8 @@ def score_budget(
     """Scoring runs on distinct items, so items with equal content get bit-identical scores
     and their tie order is exactly the documented one."""
     faults.reach("score")
-    scored = EVALUATORS[ctx.spec.kind](ctx, data, enc, slice_budget)
+    evaluators = CASCADE_EVALUATORS if enc.cascade is not None else EVALUATORS
+    scored = evaluators[ctx.spec.kind](ctx, data, enc, slice_budget)
     main = ctx.spec.main_metric
     if main not in scored.metrics:
         raise HarnessError(
@@ -79,9 +81,27 @@ def score_budget(
 def _score_shared_corpus(
     ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
 ) -> Scored:
+    k = min(ctx.config.top_k, len(data.candidates))
+    scores, rows, seconds, timing_runs, index_info = _search(ctx, enc, slice_budget, k)
+    return _corpus_scored(
+        ctx, data, enc, slice_budget, scores, rows, seconds, timing_runs, index_info
+    )
+
+
+def _corpus_scored(
+    ctx: TaskContext,
+    data: Prepared,
+    enc: Encoded,
+    slice_budget: Budget | None,
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    seconds: float,
+    timing_runs: int,
+    index_info: dict[str, Any],
+) -> Scored:
+    """A shared corpus's ranked distinct rows per query -> the top-k run and its metrics."""
     cfg = ctx.config
     k = min(cfg.top_k, len(data.candidates))
-    scores, rows, seconds, timing_runs, index_info = _search(ctx, enc, slice_budget, k)
     ranked = [
         _expand(s, r, data.members, k) for s, r in zip(scores.tolist(), rows.tolist(), strict=True)
     ]
@@ -156,20 +176,49 @@ def _search(ctx: TaskContext, enc: Encoded, slice_budget: Budget | None, k: int)
 def _score_lists(
     ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
 ) -> Scored:
-    cfg = ctx.config
     lists, seconds, timing_runs = _timed(
-        lambda: score_candidate_lists(
-            enc.queries.select(data.query_rows),
-            enc.candidates,
-            data.list_rows,
-            slice_budget,
-            block_bytes=ctx.block_bytes,
-            device=ctx.score_device,
-            compute_dtype=SCORE_DTYPES[cfg.score_dtype],
-            padding=cfg.candidate_padding,
-        )
+        lambda: _list_scores(ctx, enc, data.query_rows, data.list_rows, slice_budget)
     )
-    rows = [row.tolist() for row in lists]
+    return _lists_scored(ctx, data, [row.tolist() for row in lists], seconds, timing_runs, None)
+
+
+def _list_scores(
+    ctx: TaskContext,
+    enc: Encoded,
+    query_rows: torch.Tensor,
+    lists: list[list[int]],
+    budget: Budget | None,
+) -> list[torch.Tensor]:
+    """Each query (a row of enc.queries) scored against its own list of candidate rows; a
+    corpus left on disk gives up only the candidates the lists name."""
+    candidates = enc.candidates
+    if isinstance(candidates, ShardedVectors):
+        union = sorted({r for rows in lists for r in rows})
+        where = {r: i for i, r in enumerate(union)}
+        candidates = candidates.take(union)
+        lists = [[where[r] for r in rows] for rows in lists]
+    return score_candidate_lists(
+        enc.queries.select(query_rows),
+        candidates,
+        lists,
+        budget,
+        block_bytes=ctx.block_bytes,
+        device=ctx.score_device,
+        compute_dtype=SCORE_DTYPES[ctx.config.score_dtype],
+        padding=ctx.config.candidate_padding,
+    )
+
+
+def _lists_scored(
+    ctx: TaskContext,
+    data: Prepared,
+    rows: list[list[float]],
+    seconds: float,
+    timing_runs: int,
+    index_info: dict[str, Any] | None,
+) -> Scored:
+    """Each query's scores over its own list -> the run, trec_eval measures and MMEB's two
+    precision@1 rules."""
     run = {}
     for q, row, cids in zip(data.queries, rows, data.list_ids, strict=True):
         entry: dict[str, float] = {}
@@ -195,14 +244,132 @@ def _score_lists(
         n_scored=sum(len(r) for r in rows) / len(rows),
         seconds=seconds,
         timing_runs=timing_runs,
-        index=None,
+        index=index_info,
     )
+
+
+# ---------------------------------------------------------------- cascades
+
+
+def _stages(enc: Encoded, slice_budget: Budget | Cascade | None):
+    """(first-stage embeddings, first slice, second slice): a nested model's stages are
+    prefixes of one encoding; a reducing model's come reduced already (no slicing)."""
+    cascade = enc.cascade
+    if enc.first is not None:
+        return enc.first, None, None
+    return enc, cascade.first, cascade.second
+
+
+def cascade_corpus(
+    ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
+) -> Scored:
+    """The first budget ranks the whole corpus; the second re-scores each query's top `depth`
+    (distinct candidates) and orders them, ties to the lower row. Also measured: the second
+    budget's exhaustive top-k, and how much of it the cascade finds (recall)."""
+    cascade, cfg = enc.cascade, ctx.config
+    first, first_slice, second_slice = _stages(enc, slice_budget)
+    depth = min(cascade.depth, len(enc.candidates))
+    stage_seconds: list[tuple[float, float]] = []
+
+    def run_cascade():
+        began = time.perf_counter()
+        _, shortlist = score_corpus(
+            first.queries,
+            first.candidates,
+            first_slice,
+            k=depth,
+            block_bytes=ctx.block_bytes,
+            device=ctx.score_device,
+            compute_dtype=SCORE_DTYPES[cfg.score_dtype],
+            padding=cfg.candidate_padding,
+        )
+        middle = time.perf_counter()
+        lists = shortlist.tolist()
+        rescored = _list_scores(ctx, enc, torch.arange(len(enc.queries)), lists, second_slice)
+        ranked = _rank_lists(rescored, lists)
+        stage_seconds.append((middle - began, time.perf_counter() - middle))
+        return ranked
+
+    (scores, rows), seconds, timing_runs = _timed(run_cascade)
+    best = min(stage_seconds, key=sum)
+    k = min(cfg.top_k, len(enc.candidates))
+    exhaustive_began = time.perf_counter()
+    _, exact_rows = _search(ctx, replace(enc, cascade=None), second_slice, k)[:2]
+    per_query = 1000.0 / max(1, len(enc.queries))
+    index_info = {
+        "backend": "cascade",
+        "first": cascade.first.label,
+        "second": cascade.second.label,
+        "depth": cascade.depth,
+        "first_stage_ms_per_query": best[0] * per_query,
+        "second_stage_ms_per_query": best[1] * per_query,
+        "exhaustive_scoring_ms_per_query": (time.perf_counter() - exhaustive_began) * per_query,
+        **recall_against_exact(rows, exact_rows, (1, 10, cfg.top_k)),
+    }
+    return _corpus_scored(
+        ctx, data, enc, second_slice, scores, rows, seconds, timing_runs, index_info
+    )
+
+
+def _rank_lists(
+    scores: list[torch.Tensor], lists: list[list[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's candidates by score descending, ties to the lower row: ([Nq, d], [Nq, d])."""
+    out_scores, out_rows = [], []
+    for row_scores, rows in zip(scores, lists, strict=True):
+        rows_t = torch.tensor(rows, dtype=torch.long)
+        by_row = torch.argsort(rows_t)
+        s, r = row_scores[by_row], rows_t[by_row]
+        order = torch.sort(s, descending=True, stable=True).indices
+        out_scores.append(s[order])
+        out_rows.append(r[order])
+    return torch.stack(out_scores), torch.stack(out_rows)
+
+
+def cascade_lists(
+    ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
+) -> Scored:
+    """The first budget scores each query's list; the second re-scores its top `depth` (by
+    first-stage score, ties to the earlier position); the rest of the list is not returned
+    (scored -inf)."""
+    cascade = enc.cascade
+    first, first_slice, second_slice = _stages(enc, slice_budget)
+    depth = cascade.depth
+
+    def run_cascade():
+        first_scores = _list_scores(ctx, first, data.query_rows, data.list_rows, first_slice)
+        kept = [
+            torch.sort(s, descending=True, stable=True).indices[:depth].tolist()
+            for s in first_scores
+        ]
+        shortlists = [
+            [rows[p] for p in keep] for rows, keep in zip(data.list_rows, kept, strict=True)
+        ]
+        rescored = _list_scores(ctx, enc, data.query_rows, shortlists, second_slice)
+        out = []
+        for row_list, keep, again in zip(data.list_rows, kept, rescored, strict=True):
+            full = [float("-inf")] * len(row_list)
+            for position, score in zip(keep, again.tolist(), strict=True):
+                full[position] = score
+            out.append(full)
+        return out
+
+    rows, seconds, timing_runs = _timed(run_cascade)
+    index_info = {
+        "backend": "cascade",
+        "first": cascade.first.label,
+        "second": cascade.second.label,
+        "depth": depth,
+    }
+    return _lists_scored(ctx, data, rows, seconds, timing_runs, index_info)
 
 
 EVALUATORS: dict[str, Callable[[TaskContext, Prepared, Encoded, Budget | None], Scored]] = {
     "corpus": _score_shared_corpus,
     "candidates": _score_lists,
 }
+CASCADE_EVALUATORS: dict[str, Callable[[TaskContext, Prepared, Encoded, Budget | None], Scored]]
+CASCADE_EVALUATORS = {"corpus": cascade_corpus, "candidates": cascade_lists}
 
 
 def group_metrics(
@@ -235,16 +402,7 @@ def floor_at_zero(
     keep = data.floor_scores_except
     cids = [c.id for c in data.candidates]
     row = data.candidate_rows[cids.index(keep)].item()
-    kept = score_candidate_lists(
-        enc.queries.select(data.query_rows),
-        enc.candidates,
-        [[row]] * len(data.queries),
-        budget,
-        block_bytes=ctx.block_bytes,
-        device=ctx.score_device,
-        compute_dtype=SCORE_DTYPES[ctx.config.score_dtype],
-        padding=ctx.config.candidate_padding,
-    )
+    kept = _list_scores(ctx, enc, data.query_rows, [[row]] * len(data.queries), budget)
     out = {}
     for q, own in zip(data.queries, kept, strict=True):
         entry = run[q.id]
