@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from harness.errors import UsageError
 
 _SIDE = r"(all|[0-9]+)"
-_PATTERN = re.compile(rf"^{_SIDE}x{_SIDE}$")
+# How candidate vectors are stored (None: as the model made them); see harness/compression.py.
+STORAGES = ("fp16", "bf16", "int8", "binary")
+_PATTERN = re.compile(rf"^{_SIDE}x{_SIDE}(?::([a-z0-9]+))?$")
 
 
 @dataclass(frozen=True, order=False)
@@ -18,6 +20,7 @@ class Budget:
 
     query: int | None
     candidate: int | None
+    storage: str | None = None  # candidate vectors compressed: fp16, bf16, int8 or binary
 
     def __post_init__(self) -> None:
         for side, value in (("query", self.query), ("candidate", self.candidate)):
@@ -25,6 +28,11 @@ class Budget:
                 raise UsageError(
                     f"budget {side} side must be a positive integer or 'all', got {value!r}"
                 )
+        if self.storage is not None and self.storage not in STORAGES:
+            raise UsageError(
+                f"unknown vector storage {self.storage!r}; use one of {', '.join(STORAGES)}, "
+                f"e.g. 16x64:int8"
+            )
 
     @classmethod
     def parse(cls, text: str | Budget | Cascade) -> Budget | Cascade:
@@ -40,17 +48,24 @@ class Budget:
         match = _PATTERN.match(raw)
         if not match:
             raise UsageError(
-                f"malformed budget {text!r}: write QxC with positive integers or 'all', e.g. 1x1, 16x64, allxall"
+                f"malformed budget {text!r}: write QxC with positive integers or 'all', e.g. 1x1, "
+                f"16x64, allxall, optionally :STORAGE (16x64:int8)"
             )
-        q, c = (None if side == "all" else int(side) for side in match.groups())
+        q, c = (None if side == "all" else int(side) for side in match.groups()[:2])
         if q == 0 or c == 0:
             raise UsageError(f"malformed budget {text!r}: vector counts start at 1 (e.g. 1x1)")
-        return cls(q, c)
+        return cls(q, c, match.group(3))
 
     @property
     def label(self) -> str:
         side = lambda v: "all" if v is None else str(v)  # noqa: E731
-        return f"{side(self.query)}x{side(self.candidate)}"
+        stored = f":{self.storage}" if self.storage else ""
+        return f"{side(self.query)}x{side(self.candidate)}{stored}"
+
+    @property
+    def sides(self) -> Budget:
+        """The same vector counts, vectors as the model made them."""
+        return Budget(self.query, self.candidate)
 
     def side(self, role: str) -> int | None:
         return self.query if role == "query" else self.candidate
@@ -60,6 +75,8 @@ class Budget:
         return (
             inf if self.query is None else self.query,
             inf if self.candidate is None else self.candidate,
+            # compressed forms after the plain one, smallest storage last
+            0 if self.storage is None else 1 + STORAGES.index(self.storage),
         )
 
     def __str__(self) -> str:
@@ -111,8 +128,10 @@ class Cascade:
         return self.second.side(role)
 
     def sort_key(self) -> tuple[float, ...]:
-        """Right after its second budget, then by first budget and depth."""
-        return (*self.second.sort_key(), *self.first.sort_key(), self.depth)
+        """After its second budget (and that budget's stored forms), then by first budget and
+        depth."""
+        q, c, _ = self.second.sort_key()
+        return (q, c, len(STORAGES) + 1, *self.first.sort_key(), self.depth)
 
     def __str__(self) -> str:
         return self.label

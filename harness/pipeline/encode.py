@@ -28,6 +28,7 @@ class Encoded:
     candidates: MultiVectors | ShardedVectors  # ShardedVectors: scored out of core
     cascade: Cascade | None = None  # a two-stage budget is scored from these embeddings
     first: Encoded | None = None  # its first stage's own (reduced) embeddings; None: a prefix
+    storage: str | None = None  # candidates stored compressed (harness/compression.py)
 
 
 @dataclass
@@ -125,19 +126,25 @@ def per_budget(
                     None,
                 )
             else:
-                yield budget, _reduced(encoder, whole, budget), None
+                yield (
+                    budget,
+                    replace(_reduced(encoder, whole, budget), storage=budget.storage),
+                    None,
+                )
     elif ctx.card.nested:
         whole = encode_pass(ctx, data, None, timing)
         if not ctx.dist.is_main:
             return
         for budget in bar("score"):
-            cascade = budget if isinstance(budget, Cascade) else None
-            yield budget, replace(whole, cascade=cascade), budget
+            if isinstance(budget, Cascade):
+                yield budget, replace(whole, cascade=budget), budget
+            else:
+                yield budget, replace(whole, storage=budget.storage), budget
     else:
         for budget in bar("encode+score"):
             own = encode_pass(ctx, data, budget, timing)
             if ctx.dist.is_main:
-                yield budget, own, None
+                yield budget, replace(own, storage=budget.storage), None
 
 
 def _reduced(encoder: ReducingEncoder, whole: Encoded, budget: Budget) -> Encoded:

@@ -93,7 +93,7 @@ def resolve_budgets(
 def _fixed(card: ModelCard, budget: Budget) -> Budget:
     query = card.max_vectors("query") if budget.query is None else budget.query
     candidate = card.max_vectors("candidate") if budget.candidate is None else budget.candidate
-    return Budget(query, candidate)
+    return Budget(query, candidate, budget.storage)
 
 
 def _check_budget(card: ModelCard, budget: Budget, reducible: bool) -> None:
@@ -105,7 +105,7 @@ def _check_budget(card: ModelCard, budget: Budget, reducible: bool) -> None:
                 f"budget {budget.label} asks for {side} {role} vectors but model {card.name!r} "
                 f"provides {most}; valid budgets for it: {valid}"
             )
-    if not card.nested and not reducible and budget not in card.budgets:
+    if not card.nested and not reducible and budget.sides not in card.budgets:
         raise UsageError(
             f"model {card.name!r} is not nested, so it can only be evaluated at its own budgets: {valid}"
         )

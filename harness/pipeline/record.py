@@ -12,7 +12,8 @@ import torch
 from harness import __version__
 from harness.budgets import Budget
 from harness.cache import ShardedVectors
-from harness.cost import budget_cost
+from harness.compression import bytes_per_vector
+from harness.cost import budget_cost, dtype_bytes
 from harness.metrics import trec_order
 from harness.pipeline.context import TaskContext
 from harness.pipeline.data import Prepared
@@ -45,8 +46,10 @@ def budget_row(
         enc.queries.dim,
         ctx.card.dtype,
     )
+    cost = _stored_cost(cost, enc.storage, enc.queries.dim, ctx.card.dtype)
     if enc.cascade is not None:
-        cost = _cascade_cost(ctx, data, enc, slice_budget, cost, scored.n_scored)
+        second = _stored_cost(cost, enc.cascade.second.storage, enc.queries.dim, ctx.card.dtype)
+        cost = _cascade_cost(ctx, data, enc, slice_budget, second, scored.n_scored)
     cost["scoring_ms_per_query"] = 1000.0 * scored.seconds / max(1, len(data.queries))
     cost["scoring_timing_runs"] = scored.timing_runs
     cost["n_candidates_scored"] = scored.n_scored
@@ -93,6 +96,7 @@ def _cascade_cost(
         first_enc.queries.dim,
         ctx.card.dtype,
     )
+    first = _stored_cost(first, enc.cascade.first.storage, first_enc.queries.dim, ctx.card.dtype)
     depth = min(enc.cascade.depth, scored) if scored else 0
     flops = first["scoring_flops_per_pair"] + second["scoring_flops_per_pair"] * depth / max(
         1.0, scored
@@ -105,6 +109,14 @@ def _cascade_cost(
         "scoring_flops_per_pair": flops,
         "stages": {"first": first, "second": second, "depth": enc.cascade.depth},
     }
+
+
+def _stored_cost(cost: dict[str, Any], storage: str | None, dim: int, dtype: str) -> dict[str, Any]:
+    """Index bytes of the stored form (harness/compression.py) when vectors are compressed."""
+    if storage is None:
+        return cost
+    per_vector = bytes_per_vector(storage, dim, dtype_bytes(dtype))
+    return {**cost, "index_bytes_per_candidate": cost["vectors_per_candidate"] * per_vector}
 
 
 def write_trec(ctx: TaskContext, run: Run, budget: Budget) -> None:
@@ -194,9 +206,7 @@ def merge_stored(stored: dict[str, Any] | None, record: ResultRecord) -> ResultR
         return record
     rows = record["budgets"]
     kept = [b for b in stored["budgets"] if b["label"] not in {r["label"] for r in rows}]
-    record["budgets"] = sorted(
-        kept + rows, key=lambda b: Budget.parse(b["label"]).sort_key()
-    )
+    record["budgets"] = sorted(kept + rows, key=lambda b: Budget.parse(b["label"]).sort_key())
     return record
 
 

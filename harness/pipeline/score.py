@@ -18,6 +18,7 @@ import torch
 from harness import faults
 from harness.budgets import Budget, Cascade
 from harness.cache import ShardedVectors
+from harness.compression import stored
 from harness.errors import HarnessError
 from harness.index import FaissIndex, recall_against_exact
 from harness.metrics import (
@@ -67,6 +68,7 @@ def score_budget(
     """Scoring runs on distinct items, so items with equal content get bit-identical scores
     and their tie order is exactly the documented one."""
     faults.reach("score")
+    enc = as_stored(enc, slice_budget, enc.storage)
     evaluators = CASCADE_EVALUATORS if enc.cascade is not None else EVALUATORS
     scored = evaluators[ctx.spec.kind](ctx, data, enc, slice_budget)
     main = ctx.spec.main_metric
@@ -252,12 +254,37 @@ def _lists_scored(
 
 
 def _stages(enc: Encoded, slice_budget: Budget | Cascade | None):
-    """(first-stage embeddings, first slice, second slice): a nested model's stages are
-    prefixes of one encoding; a reducing model's come reduced already (no slicing)."""
+    """(first-stage embeddings, second-stage embeddings, first slice, second slice), each
+    stage's candidates in its stored form: a nested model's stages are prefixes of one
+    encoding; a reducing model's come reduced already (no slicing)."""
     cascade = enc.cascade
     if enc.first is not None:
-        return enc.first, None, None
-    return enc, cascade.first, cascade.second
+        first, second, first_slice, second_slice = enc.first, enc, None, None
+    else:
+        first, second, first_slice, second_slice = enc, enc, cascade.first, cascade.second
+    return (
+        as_stored(first, first_slice, cascade.first.storage),
+        as_stored(second, second_slice, cascade.second.storage),
+        first_slice,
+        second_slice,
+    )
+
+
+def as_stored(enc: Encoded, budget: Budget | Cascade | None, storage: str | None) -> Encoded:
+    """The candidates as read back from `storage` (kept to the budget's vectors first; out of
+    core, block by block as they are read)."""
+    if storage is None:
+        return enc
+    rc = None if budget is None or isinstance(budget, Cascade) else budget.candidate
+    candidates = enc.candidates
+    if isinstance(candidates, ShardedVectors):
+        inner = candidates.transform
+
+        def transform(mv):
+            return stored((inner(mv) if inner else mv).prefix(rc), storage)
+
+        return replace(enc, candidates=ShardedVectors(candidates.shards, transform=transform))
+    return replace(enc, candidates=stored(candidates.prefix(rc), storage))
 
 
 def cascade_corpus(
@@ -267,7 +294,7 @@ def cascade_corpus(
     (distinct candidates) and orders them, ties to the lower row. Also measured: the second
     budget's exhaustive top-k, and how much of it the cascade finds (recall)."""
     cascade, cfg = enc.cascade, ctx.config
-    first, first_slice, second_slice = _stages(enc, slice_budget)
+    first, enc, first_slice, second_slice = _stages(enc, slice_budget)
     depth = min(cascade.depth, len(enc.candidates))
     stage_seconds: list[tuple[float, float]] = []
 
@@ -333,7 +360,7 @@ def cascade_lists(
     first-stage score, ties to the earlier position); the rest of the list is not returned
     (scored -inf)."""
     cascade = enc.cascade
-    first, first_slice, second_slice = _stages(enc, slice_budget)
+    first, enc, first_slice, second_slice = _stages(enc, slice_budget)
     depth = cascade.depth
 
     def run_cascade():
