@@ -114,6 +114,17 @@ def plot_curves(
         everything += list(zip(xs, ys, strict=True))
         bands = interval_points(records, model, [lbl for lbl, _, _ in points], task)
         _draw_model(ax, model, xs, ys, bands, palette(index % palette.N))
+        if x != "budget" and len(points) > 1:  # which budget each point is (stored forms, cascades)
+            for i, ((label, _, _), px, py) in enumerate(zip(points, xs, ys, strict=True)):
+                offset = (3, -9 - 7 * (i % 3))  # neighbours stacked, not on top of each other
+                ax.annotate(
+                    label,
+                    (px, py),
+                    textcoords="offset points",
+                    xytext=offset,
+                    fontsize=6,
+                    annotation_clip=True,
+                )
     if x != "budget" and everything:
         _draw_frontier(ax, pareto(everything))
     if x == "budget":
