@@ -153,11 +153,36 @@ class Shard:
         return MultiVectors(shard["vectors"], shard["lengths"])
 
 
-def load_shards(shards: Sequence[Shard], dim: int) -> MultiVectors:
-    """The shards' vectors in item order, in memory (an empty [0, 1, dim] set for no shards)."""
+def load_shards(shards: Sequence[Shard], dim: int, release: bool = True) -> MultiVectors:
+    """The shards' vectors in item order, in memory (an empty [0, 1, dim] set for no shards).
+
+    The result is allocated once and filled shard by shard; with `release`, a shard's own
+    in-memory copy is dropped once copied, so loading peaks at the embeddings plus one shard.
+    """
     if not shards:
         return MultiVectors(torch.zeros(0, 1, max(1, dim)), torch.zeros(0, dtype=torch.long))
-    return MultiVectors.cat([shard.load() for shard in shards])
+    shapes = [_shard_shape(s) for s in shards]
+    width = max(shape[1] for shape, _ in shapes)
+    vectors = torch.zeros(sum(len(s) for s in shards), width, shapes[0][0][2], dtype=shapes[0][1])
+    lengths = torch.zeros(len(vectors), dtype=torch.long)
+    offset = 0
+    for shard in shards:
+        part = shard.load()
+        vectors[offset : offset + len(part), : part.max_len] = part.vectors
+        lengths[offset : offset + len(part)] = part.lengths
+        offset += len(part)
+        if release:
+            shard.data = None  # the copy above is the one kept
+        del part
+    return MultiVectors(vectors, lengths)
+
+
+def _shard_shape(shard: Shard) -> tuple[list[int], torch.dtype]:
+    if shard.data is not None:
+        return list(shard.data.vectors.shape), shard.data.vectors.dtype
+    with safe_open(shard.path, framework="pt") as handle:
+        vectors = handle.get_slice("vectors")
+        return vectors.get_shape(), _DTYPES.get(vectors.get_dtype(), torch.float32)
 
 
 @dataclass

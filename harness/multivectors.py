@@ -132,22 +132,29 @@ def check_embeddings(
     """
     if len(mv) == 0:
         return
-    flat = mv.vectors.reshape(len(mv), -1).float()
-    bad = ~torch.isfinite(flat).all(dim=1)
-    if bool(bad.any()):
-        first = [ids[i] for i in bad.nonzero().flatten()[:3].tolist()]
+    n, row = len(mv), mv.vectors[0].numel()
+    # Checked block by block (about 16 MiB of float32 at a time), so the check adds one block,
+    # not a float copy of every embedding, to what is in memory.
+    step = max(1, (16 << 20) // max(1, 4 * row))
+    reference = mv.vectors[0].reshape(-1).float()
+    bad_ids: list[str] = []
+    bad_count, alike = 0, collapse and n > 1
+    for start in range(0, n, step):
+        flat = mv.vectors[start : start + step].reshape(-1, row).float()
+        bad = ~torch.isfinite(flat).all(dim=1)
+        if bool(bad.any()):
+            bad_count += int(bad.sum())
+            bad_ids += [ids[start + i] for i in bad.nonzero().flatten()[:3].tolist()]
+        if alike:
+            alike = bool((flat == reference).all())
+    if bad_count:
         raise HarnessError(
-            f"model {model!r} produced NaN or infinite {role} embeddings for {int(bad.sum())} of "
-            f"{len(mv)} items (e.g. {', '.join(map(repr, first))}); check its weights and dtype "
+            f"model {model!r} produced NaN or infinite {role} embeddings for {bad_count} of "
+            f"{n} items (e.g. {', '.join(map(repr, bad_ids[:3]))}); check its weights and dtype "
             f"(try --model-args dtype=float32)"
         )
-    if (
-        collapse
-        and len(mv) > 1
-        and bool((flat == flat[0]).all())
-        and bool((mv.lengths == mv.lengths[0]).all())
-    ):
+    if alike and bool((mv.lengths == mv.lengths[0]).all()):
         raise HarnessError(
-            f"model {model!r} gave all {len(mv)} distinct {role} items identical embeddings; "
+            f"model {model!r} gave all {n} distinct {role} items identical embeddings; "
             f"its scores would be meaningless (every MMEB tie counts as correct). Check the checkpoint."
         )
