@@ -215,6 +215,7 @@ def score_corpus(
     for c0, chunk in corpus.chunks(m, rc):
         c1 = c0 + len(chunk)
         c_vec, c_len = _block(chunk, 0, len(chunk), chunk.max_len, device)
+        c_vec = c_vec.to(compute_dtype)  # cast once per candidate block, not per query block
         block_index = torch.arange(c0, c1, device=where)
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)
