@@ -38,6 +38,16 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
         action="store_true",
         help="show each score ± the half-width of its 95%% bootstrap interval",
     )
+    page = rsub.add_parser(
+        "html",
+        parents=parents,
+        help="one self-contained HTML page: sortable leaderboard and curves",
+    )
+    page.add_argument("--results", default=DEFAULT_OUTPUT, help=results_help)
+    page.add_argument(
+        "--output", default=None, help="the HTML file (default: RESULTS/leaderboard.html)"
+    )
+    page.add_argument("--title", default="Leaderboard", help="the page's title")
     _add_analysis_verbs(rsub, parents)
     plot = rsub.add_parser("plot", parents=parents, help="quality-versus-cost plots")
     plot.add_argument("--results", default=DEFAULT_OUTPUT, help=results_help)
@@ -87,7 +97,7 @@ def _add_analysis_verbs(rsub: argparse._SubParsersAction, parents: list) -> None
 
 def command(args: argparse.Namespace) -> int:
     records = _records(args.results)
-    verbs = {"plot": _plot, "compare": _compare, "claims": _claims, "match": _match}
+    verbs = {"plot": _plot, "compare": _compare, "claims": _claims, "match": _match, "html": _html}
     return verbs.get(args.report_command, _table)(args, records)
 
 
@@ -134,6 +144,15 @@ def _plot(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
         ) from exc
     for path in written:
         print(path)
+    return 0
+
+
+def _html(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.web.page import render_page
+
+    output = args.output or f"{args.results}/leaderboard.html"
+    emit(render_page(records, args.title), output)
+    print(output)
     return 0
 
 

@@ -1,0 +1,178 @@
+"use strict";
+const DATA = JSON.parse(document.getElementById("data").textContent);
+const AXES = { bytes: "index bytes per candidate", flops: "scoring FLOPs per pair",
+  latency: "scoring ms per query", params: "backbone parameters" };
+const state = { benchmark: "", task: "", family: "", kind: "", sort: "score", desc: true, axis: "bytes" };
+// The state is also the page's address (#task=...&sort=...&desc=0): a view can be shared.
+for (const [k, v] of new URLSearchParams(location.hash.slice(1))) {
+  if (k in state) state[k] = k === "desc" ? v !== "0" : v;
+}
+const fmt = (v, d = 2) => (v === null || v === undefined ? "-" : Number(v).toFixed(d));
+const big = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(3));
+
+function options(key) { return [...new Set(DATA.rows.map((r) => r[key]).filter((v) => v))].sort(); }
+
+function filtered() {
+  return DATA.rows.filter((r) => ["benchmark", "task", "family", "kind"].every(
+    (k) => !state[k] || r[k] === state[k]));
+}
+
+// One entry per (model, budget): a task's score, or the mean over the tasks shown.
+function entries() {
+  const rows = filtered();
+  const tasks = new Set(rows.map((r) => r.task));
+  const groups = new Map();
+  for (const r of rows) {
+    const key = r.model + " @ " + r.budget;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r);
+  }
+  return [...groups.entries()].map(([key, rs]) => {
+    const counted = rs.filter((r) => !r.partial);
+    const use = counted.length ? counted : rs;
+    const mean = (f) => { const v = use.map((r) => r[f]).filter((x) => x !== null);
+      return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null; };
+    return { key, model: rs[0].model, budget: rs[0].budget, family: rs[0].family, kind: rs[0].kind,
+      order: rs[0].order, score: mean("score"), low: rs.length === 1 ? rs[0].low : null,
+      high: rs.length === 1 ? rs[0].high : null, covered: use.length, expected: tasks.size,
+      bytes: mean("bytes"), flops: mean("flops"), latency: mean("latency"), params: rs[0].params,
+      partial: rs.some((r) => r.partial), reported: rs.some((r) => r.reported),
+      detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n") };
+  });
+}
+
+function select(name, values, label) {
+  const box = document.createElement("label");
+  box.textContent = label + " ";
+  const s = document.createElement("select");
+  s.id = "filter-" + name;
+  for (const v of ["", ...values]) {
+    const o = document.createElement("option");
+    o.value = v; o.textContent = v || "all";
+    s.appendChild(o);
+  }
+  s.value = state[name];
+  s.onchange = () => { state[name] = s.value; draw(); };
+  box.appendChild(s);
+  return box;
+}
+
+const COLUMNS = [["key", "model @ budget"], ["family", "family"], ["kind", "budget kind"],
+  ["score", "score"], ["bytes", "bytes / cand"], ["flops", "FLOPs / pair"],
+  ["latency", "ms / query"], ["params", "params"]];
+
+function drawTable(list) {
+  const table = document.getElementById("board");
+  table.innerHTML = "";
+  const head = table.insertRow();
+  for (const [key, label] of COLUMNS) {
+    const th = document.createElement("th");
+    th.textContent = label; th.dataset.key = key;
+    if (state.sort === key) th.className = state.desc ? "sorted-desc" : "sorted-asc";
+    th.onclick = () => { state.desc = state.sort === key ? !state.desc : key !== "key";
+      state.sort = key; draw(); };
+    head.appendChild(th);
+  }
+  const dir = state.desc ? -1 : 1;
+  list.sort((a, b) => {
+    const x = a[state.sort], y = b[state.sort];
+    if (x === y) return 0;
+    if (x === null || x === undefined) return 1;
+    if (y === null || y === undefined) return -1;
+    return (x < y ? -1 : 1) * dir;
+  });
+  for (const e of list) {
+    const tr = table.insertRow();
+    tr.className = "entry" + (e.partial ? " partial" : "");
+    tr.title = e.detail;
+    const label = e.key + (e.reported ? " (reported)" : "") + (e.partial ? " \u2020" : "");
+    let score = fmt(e.score);
+    if (e.low !== null) score += " <span class=ci>[" + fmt(e.low, 1) + ", " + fmt(e.high, 1) + "]</span>";
+    if (e.covered < e.expected) score += " <span class=mark>(" + e.covered + "/" + e.expected + ")</span>";
+    const cells = [label, e.family || "-", e.kind, score, big(e.bytes), big(e.flops),
+      fmt(e.latency, 3), e.params ? (e.params / 1e6).toFixed(1) + "M" : "-"];
+    cells.forEach((c, i) => { const td = tr.insertCell(); if (i === 3) td.innerHTML = c; else td.textContent = c; });
+  }
+}
+
+function pareto(points) {
+  const sorted = [...points].sort((a, b) => a.x - b.x || b.y - a.y);
+  const front = [];
+  let best = -Infinity;
+  for (const p of sorted) if (p.y > best) { front.push(p); best = p.y; }
+  return front;
+}
+
+function drawChart(list) {
+  const W = 720, H = 420, L = 60, R = 20, T = 20, B = 50;
+  const pts = list.filter((e) => e[state.axis] > 0 && e.score !== null)
+    .map((e) => ({ x: e[state.axis], y: e.score, e }));
+  const chart = document.getElementById("chart");
+  if (!pts.length) { chart.innerHTML = "<p>No point has this cost.</p>"; return; }
+  const lx = pts.map((p) => Math.log10(p.x));
+  let [x0, x1] = [Math.min(...lx), Math.max(...lx)];
+  if (x1 - x0 < 1e-9) { x0 -= 0.5; x1 += 0.5; }
+  [x0, x1] = [x0 - 0.04 * (x1 - x0), x1 + 0.04 * (x1 - x0)];  // no point on the axis
+  let [y0, y1] = [Math.min(...pts.map((p) => p.y)), Math.max(...pts.map((p) => p.y))];
+  if (y1 - y0 < 1e-9) { y0 -= 1; y1 += 1; }
+  [y0, y1] = [y0 - 0.04 * (y1 - y0), y1 + 0.04 * (y1 - y0)];
+  const X = (v) => L + ((Math.log10(v) - x0) / (x1 - x0)) * (W - L - R);
+  const Y = (v) => H - B - ((v - y0) / (y1 - y0)) * (H - T - B);
+  const models = [...new Set(pts.map((p) => p.e.model))].sort();
+  const colour = (m) => "hsl(" + Math.round((360 * models.indexOf(m)) / models.length) + ",65%,45%)";
+  let svg = `<svg id="plot" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg">`;
+  svg += `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#444"/>`;
+  svg += `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#444"/>`;
+  for (let d = Math.ceil(x0); d <= Math.floor(x1); d++)
+    svg += `<text x="${X(10 ** d)}" y="${H - B + 15}" text-anchor="middle">1e${d}</text>`;
+  for (const v of [y0, (y0 + y1) / 2, y1])
+    svg += `<text x="${L - 5}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`;
+  svg += `<text x="${(W + L) / 2}" y="${H - 10}" text-anchor="middle">${AXES[state.axis]} (log)</text>`;
+  for (const m of models) {
+    const own = pts.filter((p) => p.e.model === m).sort((a, b) => a.x - b.x);
+    if (own.length > 1)
+      svg += `<polyline class="line" fill="none" stroke="${colour(m)}" points="${own.map((p) => X(p.x) + "," + Y(p.y)).join(" ")}"/>`;
+  }
+  const front = pareto(pts);
+  svg += `<polyline class="frontier" fill="none" stroke="#000" stroke-dasharray="3,3" points="${front.map((p) => X(p.x) + "," + Y(p.y)).join(" ")}"/>`;
+  for (const p of pts) {
+    const e = p.e, ci = e.low !== null ? ` [${fmt(e.low, 1)}, ${fmt(e.high, 1)}]` : "";
+    svg += `<circle class="point" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" fill="${colour(e.model)}">` +
+      `<title>${e.model} @ ${e.budget}\nscore ${fmt(e.score)}${ci}\n${AXES[state.axis]}: ${big(p.x)}</title></circle>`;
+  }
+  svg += "</svg>";
+  chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${m}</span>`).join(" &nbsp; ") +
+    " &nbsp; <span>\u2504 Pareto frontier</span></p>";
+}
+
+function draw() {
+  const shown = new URLSearchParams();
+  for (const [k, v] of Object.entries(state)) if (v !== "") shown.set(k, k === "desc" ? (v ? "1" : "0") : v);
+  history.replaceState(null, "", "#" + shown.toString());
+  const filters = document.getElementById("filters");
+  filters.innerHTML = "";
+  filters.appendChild(select("benchmark", options("benchmark"), "benchmark"));
+  filters.appendChild(select("task", options("task"), "task"));
+  filters.appendChild(select("family", options("family"), "model family"));
+  filters.appendChild(select("kind", options("kind"), "budget kind"));
+  const axes = document.getElementById("axes");
+  axes.innerHTML = "";
+  for (const a of Object.keys(AXES)) {
+    const label = document.createElement("label");
+    const radio = document.createElement("input");
+    radio.type = "radio"; radio.name = "axis"; radio.value = a; radio.id = "axis-" + a;
+    radio.checked = state.axis === a;
+    radio.onchange = () => { state.axis = a; draw(); };
+    label.appendChild(radio); label.append(" " + AXES[a]);
+    axes.appendChild(label);
+  }
+  const list = entries();
+  const notes = document.getElementById("notes");
+  notes.textContent = list.some((e) => e.partial)
+    ? "\u2020 partial result (--limit run or a dataset of another size): not comparable with full runs." : "";
+  drawTable(list);
+  drawChart(list);
+  document.body.dataset.rows = String(list.length);
+}
+
+draw();

@@ -1,0 +1,130 @@
+"""`report html`: one self-contained page. The data it embeds is checked against the result
+files; in headless Chromium (skipped, with the reason, where it is not installed) the table
+must sort and filter, the chart must draw one point per shown row, and a screenshot is taken."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.results import iter_results
+from harness.web.page import render_page
+
+TESTS = Path(__file__).parent
+EXAMPLES = TESTS / "data" / "example_results"
+CHROMIUM = next(
+    (c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None
+)
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None, reason="no headless Chromium here (Debian: apt-get install chromium)"
+)
+
+
+def records():
+    return [r for _, r in iter_results(EXAMPLES)]
+
+
+def embedded(page: str) -> dict:
+    match = re.search(r'<script id="data" type="application/json">(.*?)</script>', page, re.S)
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def test_the_page_embeds_every_result_row_and_needs_no_network():
+    recs = records()
+    page = render_page(recs, "Example")
+    rows = embedded(page)["rows"]
+    assert len(rows) == sum(len(r["budgets"]) for r in recs)
+    by_key = {(r["model"], r["task"], r["budget"]): r for r in rows}
+    for record in recs:
+        for budget in record["budgets"]:
+            row = by_key[(record["model"]["name"], record["task"]["name"], budget["label"])]
+            assert row["score"] == pytest.approx(100 * budget["main_score"])
+            assert row["bytes"] == budget["cost"]["index_bytes_per_candidate"]
+            assert row["low"] <= row["score"] <= row["high"]
+    # nothing fetched: no src/href attributes, no URL but the SVG namespace
+    assert not re.search(r"\b(src|href)=", page)
+    assert set(re.findall(r"https?://[^\s\"'`]+", page)) <= {"http://www.w3.org/2000/svg"}
+
+
+def test_the_cli_writes_the_page_beside_the_results(tmp_path):
+    shutil.copytree(EXAMPLES, tmp_path / "results")
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "report", "html", "--results", str(tmp_path / "results")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "results" / "leaderboard.html").read_text().startswith("<!doctype html>")
+
+
+def dom(page: Path, fragment: str = "") -> str:
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            f"{page.as_uri()}#{fragment}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def first_cells(html: str) -> list[str]:
+    return re.findall(r'<tr class="entry[^"]*"[^>]*><td>([^<]*)</td>', html)
+
+
+@needs_browser
+def test_in_a_browser_the_table_sorts_filters_and_the_chart_has_a_point_per_row(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(render_page(records(), "Example"))
+    shown = dom(page)
+    rows = first_cells(shown)
+    entries = {(r["model"], r["budget"]) for r in embedded(page.read_text())["rows"]}
+    assert len(rows) == len(entries) > 3
+    svg = shown[shown.index('<svg id="plot"') : shown.index("</svg>")]  # drawn, not the script
+    assert len(re.findall(r'<circle class="point"', svg)) == len(entries)
+    assert 'class="frontier"' in svg
+    # sorted by name, ascending then descending
+    up = first_cells(dom(page, "sort=key&desc=0"))
+    assert up == sorted(up) and first_cells(dom(page, "sort=key&desc=1")) == sorted(
+        up, reverse=True
+    )
+    # filtered to one task and one model family's budgets
+    one = first_cells(dom(page, "task=toy-lists&sort=key&desc=0"))
+    assert len(one) == len(rows) and all("@" in r for r in one)
+    flat = first_cells(dom(page, "kind=single-vector"))
+    assert flat and all(r.endswith("@ 1x1") for r in flat)
+
+
+@needs_browser
+def test_a_screenshot_of_the_page(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(render_page(records(), "Example"))
+    shot = tmp_path / "shot.png"
+    out = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={shot}",
+            "--window-size=1200,1300",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and shot.stat().st_size > 20_000, out.stderr[-2000:]
