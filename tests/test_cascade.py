@@ -158,3 +158,23 @@ def test_out_of_core_cascade_equals_the_in_memory_one(tmp_path):
     a, b = in_memory["budgets"][0], on_disk["budgets"][0]
     assert b["cost"]["candidates_out_of_core"] and not a["cost"]["candidates_out_of_core"]
     assert a["metrics"] == b["metrics"] and a["per_query"] == b["per_query"]
+
+
+def test_a_cascade_under_torchrun_equals_the_single_process_run(tmp_path):
+    from test_scale import cli_args, read, torchrun
+
+    single = run(tmp_path / "one", HashEncoder(), [toy_tasks.CORPUS], "1x1>16x64@5")[0]
+    done = torchrun(
+        2,
+        "--model",
+        "test-hash",
+        "--tasks",
+        "toy_tasks:CORPUS",
+        *cli_args(tmp_path / "two", "--shard-size", "7", "--budgets", "1x1>16x64@5"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = read(tmp_path / "two", "toy-corpus")["budgets"]
+    assert read(tmp_path / "two", "toy-corpus")["encode"]["world_size"] == 2
+    assert row["label"] == "1x1>16x64@5"
+    assert row["metrics"] == single["budgets"][0]["metrics"]
+    assert row["per_query"] == single["budgets"][0]["per_query"]
