@@ -35,7 +35,7 @@ def maxsim(q, c):
 def test_stored_candidates_score_as_their_dequantized_vectors(tmp_path, storage):
     encoder = HashEncoder()
     label = f"4x8:{storage}"
-    harness.evaluate(
+    record = harness.evaluate(
         encoder,
         [toy_tasks.CORPUS],
         budgets=label,
@@ -44,7 +44,7 @@ def test_stored_candidates_score_as_their_dequantized_vectors(tmp_path, storage)
         data_dir=str(tmp_path / "data"),
         progress=False,
         trec_runs=True,
-    )
+    )[0]
     data = toy_tasks.CORPUS.load(tmp_path / "data")
     fresh = HashEncoder(**encoder.card.args)
     qmv = fresh.encode(data.queries, role="query")
@@ -61,15 +61,6 @@ def test_stored_candidates_score_as_their_dequantized_vectors(tmp_path, storage)
         assert float(score) == pytest.approx(maxsim(q[qid], c[doc]), abs=2e-6)
         checked += 1
     assert checked > 100
-    record = harness.evaluate(
-        encoder,
-        [toy_tasks.CORPUS],
-        budgets=label,
-        output=str(tmp_path / "out"),
-        cache_dir=str(tmp_path / "cache"),
-        data_dir=str(tmp_path / "data"),
-        progress=False,
-    )[0]
     (row,) = record["budgets"]
     per_vector = {"int8": 32 + 4, "binary": 4, "fp16": 64}[storage]
     assert row["cost"]["index_bytes_per_candidate"] == 8 * per_vector
