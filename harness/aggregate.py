@@ -71,19 +71,20 @@ def table_rows(
         return None
     header = ["model @ budget", *[c.label for c in table.columns]]
     header += ["Avg"] if table.average else []
-    rows = []
-    for key in _ordered(found):
-        cells = [
-            _mean(
-                [_value(found[key].get(t), column.metric) for t in column.tasks], len(column.tasks)
-            )
-            for column in table.columns
-        ]
-        row = [f"{key[0]} @ {key[1]}", *[c.text() for c in cells]]
-        if table.average:
-            row.append(_mean([c.value for c in cells], len(cells)).text())
-        rows.append(row)
+    rows = [[f"{key[0]} @ {key[1]}", *_cells(table, found[key])] for key in _ordered(found)]
     return header, rows
+
+
+def _cells(table: AggregateTable, by_task: dict[str, dict[str, Any]]) -> list[str]:
+    """One row's cells: each column's mean over its tasks, then the average of the columns."""
+    cells = [
+        _mean([_value(by_task.get(t), column.metric) for t in column.tasks], len(column.tasks))
+        for column in table.columns
+    ]
+    texts = [c.text() for c in cells]
+    if table.average:
+        texts.append(_mean([c.value for c in cells], len(cells)).text())
+    return texts
 
 
 def _value(row: dict[str, Any] | None, metric: str | None) -> float | None:
@@ -109,6 +110,29 @@ def reported_rows(header: list[str], section: str) -> list[list[str]]:
     return rows
 
 
+def mteb_rows(table: AggregateTable) -> list[list[str]]:
+    """Scores imported from mteb's results repository (results/reported/mteb_*.json) for the
+    tasks of `table`, one row per published model, revision and experiment, through the same
+    columns as measured rows."""
+    from harness.mteb_results import load_reported, reported_label
+
+    tasks = {t for column in table.columns for t in column.tasks}
+    rows = []
+    for path in sorted(REPORTED_DIR.glob("*.json")) if REPORTED_DIR.is_dir() else []:
+        for entry in load_reported(path):
+            by_task = {
+                name: {
+                    "main_score": task["score"] / 100.0,
+                    "metrics": {k: v / 100.0 for k, v in task.get("metrics", {}).items()},
+                }
+                for name, task in entry["tasks"].items()
+                if name in tasks
+            }
+            if by_task:
+                rows.append([reported_label(entry), *_cells(table, by_task)])
+    return rows
+
+
 def benchmark_tables(
     records: list[dict[str, Any]], reported: bool = False
 ) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -124,5 +148,7 @@ def benchmark_tables(
             header, rows = found
             if reported and table.reported:
                 rows = rows + reported_rows(header, table.reported)
+            if reported:
+                rows = rows + mteb_rows(table)
             out.append((table.title, header, rows))
     return out

@@ -55,6 +55,9 @@ class TaskSpec:
     # The loader reads a hub snapshot of `dataset` (--data-dir, or downloaded): a run finds or
     # fetches it before loading any model, so a missing dataset fails fast.
     hub_snapshot: bool = False
+    # The same task in mteb (its TaskMetadata.name), for `report export --format mteb` and the
+    # published numbers imported from mteb's results repository; None: mteb has no such task.
+    mteb_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -98,9 +98,37 @@ def load_qa(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     )
 
 
+# mteb's name for each task (its TaskMetadata.name), at the revisions pinned here.
+MTEB_NAMES = {
+    "vidore-v1-arxivqa": "VidoreArxivQARetrieval",
+    "vidore-v1-docvqa": "VidoreDocVQARetrieval",
+    "vidore-v1-infovqa": "VidoreInfoVQARetrieval",
+    "vidore-v1-tabfquad": "VidoreTabfquadRetrieval",
+    "vidore-v1-tatdqa": "VidoreTatdqaRetrieval",
+    "vidore-v1-shiftproject": "VidoreShiftProjectRetrieval",
+    "vidore-v1-syntheticdocqa-ai": "VidoreSyntheticDocQAAIRetrieval",
+    "vidore-v1-syntheticdocqa-energy": "VidoreSyntheticDocQAEnergyRetrieval",
+    "vidore-v1-syntheticdocqa-government": "VidoreSyntheticDocQAGovernmentReportsRetrieval",
+    "vidore-v1-syntheticdocqa-healthcare": "VidoreSyntheticDocQAHealthcareIndustryRetrieval",
+    "vidore-v2-esg-human": "Vidore2ESGReportsHLRetrieval",
+    "vidore-v2-economics": "Vidore2EconomicsReportsRetrieval",
+    "vidore-v2-biomedical": "Vidore2BioMedicalLecturesRetrieval",
+    "vidore-v2-esg": "Vidore2ESGReportsRetrieval",
+    "vidore-v3-hr": "Vidore3HrRetrieval",
+    "vidore-v3-finance-en": "Vidore3FinanceEnRetrieval",
+    "vidore-v3-industrial": "Vidore3IndustrialRetrieval",
+    "vidore-v3-pharmaceuticals": "Vidore3PharmaceuticalsRetrieval",
+    "vidore-v3-computer-science": "Vidore3ComputerScienceRetrieval",
+    "vidore-v3-energy": "Vidore3EnergyRetrieval",
+    "vidore-v3-physics": "Vidore3PhysicsRetrieval",
+    "vidore-v3-finance-fr": "Vidore3FinanceFrRetrieval",
+}
+
+
 def _v1(name: str, repo: str, revision: str, counts: dict[str, int], description: str) -> TaskSpec:
     return TaskSpec(
         name=f"vidore-v1-{name}",
+        mteb_name=MTEB_NAMES[f"vidore-v1-{name}"],
         benchmark="vidore-v1",
         kind="corpus",
         main_metric="ndcg_at_5",
@@ -231,6 +259,7 @@ def _v2(
 ) -> TaskSpec:
     return TaskSpec(
         name=f"vidore-v2-{name}",
+        mteb_name=MTEB_NAMES[f"vidore-v2-{name}"],
         benchmark="vidore-v2",
         kind="corpus",
         main_metric="ndcg_at_5",
@@ -363,6 +392,7 @@ def _v3(
 ) -> TaskSpec:
     return TaskSpec(
         name=f"vidore-v3-{name}",
+        mteb_name=MTEB_NAMES[f"vidore-v3-{name}"],
         benchmark="vidore-v3",
         kind="corpus",
         main_metric="ndcg_at_10",

@@ -1,4 +1,4 @@
-"""`python -m harness report table | plot | compare | claims | match`: everything derived from
+"""`python -m harness report table | html | plot | compare | claims | match | export | import`: everything derived from
 result files, never from a second source of truth."""
 
 from __future__ import annotations
@@ -48,7 +48,13 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
         "--output", default=None, help="the HTML file (default: RESULTS/leaderboard.html)"
     )
     page.add_argument("--title", default="Leaderboard", help="the page's title")
+    page.add_argument(
+        "--no-reported",
+        action="store_true",
+        help="leave out the published scores (results/reported/)",
+    )
     _add_analysis_verbs(rsub, parents)
+    _add_mteb_verbs(rsub, parents)
     plot = rsub.add_parser("plot", parents=parents, help="quality-versus-cost plots")
     plot.add_argument("--results", default=DEFAULT_OUTPUT, help=results_help)
     plot.add_argument(
@@ -95,9 +101,51 @@ def _add_analysis_verbs(rsub: argparse._SubParsersAction, parents: list) -> None
     )
 
 
+def _add_mteb_verbs(rsub: argparse._SubParsersAction, parents: list) -> None:
+    export = rsub.add_parser(
+        "export",
+        parents=parents,
+        help="write results in mteb's results-repository layout (TaskResult files)",
+    )
+    export.add_argument("--format", default="mteb", choices=["mteb"])
+    export.add_argument("--results", default=DEFAULT_OUTPUT)
+    export.add_argument("--output", required=True, help="folder; files go under OUTPUT/results/")
+    export.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="also export --limit runs and datasets of another size (not comparable with mteb's)",
+    )
+    imp = rsub.add_parser(
+        "import",
+        parents=parents,
+        help="published ViDoRe scores from a checkout of mteb's results repository",
+    )
+    imp.add_argument("--format", default="mteb", choices=["mteb"])
+    imp.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="checkout of github.com/embeddings-benchmark/results",
+    )
+    imp.add_argument("--commit", required=True, help="the commit the checkout is at (recorded)")
+    imp.add_argument(
+        "--models", default=None, help="comma-separated model names (default: a fixed list)"
+    )
+    imp.add_argument("--output", default="results/reported/mteb_vidore.json")
+
+
 def command(args: argparse.Namespace) -> int:
+    if args.report_command == "import":
+        return _import(args)
     records = _records(args.results)
-    verbs = {"plot": _plot, "compare": _compare, "claims": _claims, "match": _match, "html": _html}
+    verbs = {
+        "plot": _plot,
+        "compare": _compare,
+        "claims": _claims,
+        "match": _match,
+        "html": _html,
+        "export": _export,
+    }
     return verbs.get(args.report_command, _table)(args, records)
 
 
@@ -151,8 +199,45 @@ def _html(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
     from harness.web.page import render_page
 
     output = args.output or f"{args.results}/leaderboard.html"
-    emit(render_page(records, args.title), output)
+    emit(render_page(records, args.title, not args.no_reported), output)
     print(output)
+    return 0
+
+
+def _export(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
+    from harness.mteb_results import export_mteb
+    from harness.registry import task_specs
+
+    try:
+        done = export_mteb(records, task_specs(), args.output, args.allow_partial)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write to {args.output} ({exc.strerror or exc}); choose another --output"
+        ) from exc
+    for what, why in done.skipped:
+        print(f"skipped {what}: {why}", file=sys.stderr)
+    if not done.written:
+        raise HarnessError(
+            f"nothing to export from {args.results!r}: no full result of a task mteb has "
+            f"(ViDoRe v1, v2, v3); the skipped results are named above"
+        )
+    print(f"{len(done.written)} mteb result files under {Path(args.output) / 'results'}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.mteb_results import DEFAULT_MODELS, import_mteb
+    from harness.registry import task_specs
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else DEFAULT_MODELS
+    data = import_mteb(args.source, task_specs(), args.commit, models)
+    if not data["models"]:
+        raise HarnessError(f"no ViDoRe result of {', '.join(models)} under {args.source}")
+    emit(json.dumps(data, indent=1, allow_nan=False) + "\n", args.output)
+    tasks = sum(len(entry["tasks"]) for entry in data["models"])
+    print(f"{len(data['models'])} model folders, {tasks} task scores -> {args.output}")
     return 0
 
 

@@ -22,8 +22,9 @@ def _kind(label: str) -> str:
     return "single-vector" if budget.label == "1x1" else "multi-vector"
 
 
-def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One row per (model, task, budget), with what the page shows, filters and plots."""
+def page_data(records: list[dict[str, Any]], reported: bool = True) -> dict[str, Any]:
+    """One row per (model, task, budget), with what the page shows, filters and plots; with
+    `reported`, the published scores of the same tasks follow."""
     from harness.stats import bootstrap_ci
 
     rows = []
@@ -55,11 +56,52 @@ def page_data(records: list[dict[str, Any]]) -> dict[str, Any]:
                     "reported": False,
                 }
             )
+    if reported:
+        rows += reported_rows({r["task"]["name"]: r["task"] for r in records})
     return {"rows": rows}
 
 
-def render_page(records: list[dict[str, Any]], title: str = "Leaderboard") -> str:
-    data = json.dumps(page_data(records), allow_nan=False).replace("</", "<\\/")
+def reported_rows(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Published scores imported from mteb's results repository (results/reported/), for the
+    tasks the records hold: no cost but the model size, so they join the size curve only."""
+    from harness.aggregate import REPORTED_DIR
+    from harness.mteb_results import load_reported, reported_label
+
+    rows = []
+    for path in sorted(REPORTED_DIR.glob("*.json")) if REPORTED_DIR.is_dir() else []:
+        for entry in load_reported(path):
+            model = reported_label(entry).removesuffix(" (reported, mteb)")
+            for name, task in entry["tasks"].items():
+                if name not in tasks:
+                    continue
+                rows.append(
+                    {
+                        "model": model,
+                        "family": "published (mteb)",
+                        "budget": "published",
+                        "kind": "reported",
+                        "order": [0, 0, 0],
+                        "task": name,
+                        "benchmark": tasks[name].get("benchmark"),
+                        "score": task["score"],
+                        "low": None,
+                        "high": None,
+                        "metric": tasks[name].get("main_metric"),
+                        "bytes": None,
+                        "flops": None,
+                        "latency": None,
+                        "params": entry.get("n_parameters"),
+                        "partial": None,
+                        "reported": True,
+                    }
+                )
+    return rows
+
+
+def render_page(
+    records: list[dict[str, Any]], title: str = "Leaderboard", reported: bool = True
+) -> str:
+    data = json.dumps(page_data(records, reported), allow_nan=False).replace("</", "<\\/")
     script = (ASSETS / "report.js").read_text(encoding="utf-8")
     style = (ASSETS / "report.css").read_text(encoding="utf-8")
     return (
