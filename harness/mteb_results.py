@@ -344,13 +344,23 @@ def _import_folder(
 
 
 def reported_label(entry: dict[str, Any]) -> str:
-    experiment = entry.get("experiment")
-    extra = "" if not experiment else " [" + experiment_name(experiment) + "]"
-    return f"{entry['model']}{extra} (reported, mteb)"
+    return f"{entry['name']} (reported, mteb)"
 
 
 def load_reported(path: str | Path) -> list[dict[str, Any]]:
     """The imported entries of one results/reported file written by `import_mteb` ([] for a
-    file of another kind)."""
+    file of another kind), each with a `name` to show: the model, its revision's first 7
+    characters where the file holds several revisions of it, and its experiment, if any."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return data.get("models", []) if isinstance(data, dict) and "commit" in data else []
+    entries = data.get("models", []) if isinstance(data, dict) and "commit" in data else []
+    revisions: dict[str, set[str]] = {}
+    for entry in entries:
+        revisions.setdefault(entry["model"], set()).add(entry["revision"])
+    for entry in entries:
+        name = entry["model"]
+        if len(revisions[name]) > 1:
+            name += f" rev {entry['revision'][:7]}"
+        if entry.get("experiment"):
+            name += f" [{experiment_name(entry['experiment'])}]"
+        entry["name"] = name
+    return entries

@@ -128,3 +128,22 @@ def test_a_screenshot_of_the_page(tmp_path):
         timeout=120,
     )
     assert out.returncode == 0 and shot.stat().st_size > 20_000, out.stderr[-2000:]
+
+
+@needs_browser
+def test_a_mean_over_fewer_tasks_is_drawn_hollow_and_kept_off_the_frontier(tmp_path):
+    recs = records()
+    model, task = recs[0]["model"]["name"], recs[0]["task"]["name"]
+    kept = [r for r in recs if not (r["model"]["name"] == model and r["task"]["name"] != task)]
+    assert {r["task"]["name"] for r in kept} != {task}  # other models still cover more tasks
+    page = tmp_path / "page.html"
+    page.write_text(render_page(kept, "Example", reported=False))
+    shown = dom(page)
+    svg = shown[shown.index('<svg id="plot"') : shown.index("</svg>")]
+    budgets = {row["label"] for r in kept if r["model"]["name"] == model for row in r["budgets"]}
+    hollow = re.findall(r'<circle class="point incomplete"[^>]*>\s*<title>([^<]*)', svg)
+    assert len(hollow) == len(budgets) and all(t.startswith(f"{model} @") for t in hollow)
+    frontier = re.search(r'class="frontier"[^>]*points="([^"]*)"', svg).group(1).split()
+    hollow_xy = set(re.findall(r'<circle class="point incomplete" cx="([^"]*)" cy="([^"]*)"', svg))
+    assert frontier and not {tuple(p.split(",")) for p in frontier} & hollow_xy
+    assert "fewer tasks than shown" in shown

@@ -90,7 +90,7 @@ function drawTable(list) {
     if (e.low !== null) score += " <span class=ci>[" + fmt(e.low, 1) + ", " + fmt(e.high, 1) + "]</span>";
     if (e.covered < e.expected) score += " <span class=mark>(" + e.covered + "/" + e.expected + ")</span>";
     const cells = [label, e.family || "-", e.kind, score, big(e.bytes), big(e.flops),
-      fmt(e.latency, 3), e.params ? (e.params / 1e6).toFixed(1) + "M" : "-"];
+      fmt(e.latency, 3), e.params ? unit(e.params, "params") : "-"];
     cells.forEach((c, i) => { const td = tr.insertCell(); if (i === 3) td.innerHTML = c; else td.textContent = c; });
   }
 }
@@ -101,6 +101,23 @@ function pareto(points) {
   let best = -Infinity;
   for (const p of sorted) if (p.y > best) { front.push(p); best = p.y; }
   return front;
+}
+
+// Tick values on a log axis from 10^lo to 10^hi: the decades, and 2x and 5x between them when
+// the axis spans fewer than three decades.
+function ticks(lo, hi) {
+  const steps = hi - lo < 3 ? [1, 2, 5] : [1];
+  const out = [];
+  for (let d = Math.floor(lo); d <= Math.ceil(hi); d++)
+    for (const m of steps) { const v = m * 10 ** d; if (Math.log10(v) >= lo && Math.log10(v) <= hi) out.push(v); }
+  return out;
+}
+
+// 2e8 -> "200M", 1e9 -> "1B" (parameters) or "1G" (bytes, FLOPs); ms as they are.
+function unit(v, axis) {
+  const marks = axis === "params" ? [[1e9, "B"], [1e6, "M"], [1e3, "k"]] : [[1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  for (const [size, mark] of marks) if (v >= size) return +(v / size).toPrecision(3) + mark;
+  return String(+v.toPrecision(3));
 }
 
 function drawChart(list) {
@@ -123,8 +140,9 @@ function drawChart(list) {
   let svg = `<svg id="plot" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg">`;
   svg += `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#444"/>`;
   svg += `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#444"/>`;
-  for (let d = Math.ceil(x0); d <= Math.floor(x1); d++)
-    svg += `<text x="${X(10 ** d)}" y="${H - B + 15}" text-anchor="middle">1e${d}</text>`;
+  for (const v of ticks(x0, x1))
+    svg += `<line x1="${X(v)}" y1="${H - B}" x2="${X(v)}" y2="${H - B + 4}" stroke="#444"/>` +
+      `<text class="tick" x="${X(v)}" y="${H - B + 16}" text-anchor="middle">${unit(v, state.axis)}</text>`;
   for (const v of [y0, (y0 + y1) / 2, y1])
     svg += `<text x="${L - 5}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`;
   svg += `<text x="${(W + L) / 2}" y="${H - 10}" text-anchor="middle">${AXES[state.axis]} (log)</text>`;
@@ -133,16 +151,21 @@ function drawChart(list) {
     if (own.length > 1)
       svg += `<polyline class="line" fill="none" stroke="${colour(m)}" points="${own.map((p) => X(p.x) + "," + Y(p.y)).join(" ")}"/>`;
   }
-  const front = pareto(pts);
+  // The frontier compares only means over every task shown; a mean over fewer is drawn hollow.
+  const front = pareto(pts.filter((p) => p.e.covered === p.e.expected));
   svg += `<polyline class="frontier" fill="none" stroke="#000" stroke-dasharray="3,3" points="${front.map((p) => X(p.x) + "," + Y(p.y)).join(" ")}"/>`;
   for (const p of pts) {
     const e = p.e, ci = e.low !== null ? ` [${fmt(e.low, 1)}, ${fmt(e.high, 1)}]` : "";
-    svg += `<circle class="point" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" fill="${colour(e.model)}">` +
-      `<title>${e.model} @ ${e.budget}\nscore ${fmt(e.score)}${ci}\n${AXES[state.axis]}: ${big(p.x)}</title></circle>`;
+    const whole = e.covered === e.expected;
+    const part = whole ? "" : ` (${e.covered}/${e.expected} tasks)`;
+    svg += `<circle class="point${whole ? "" : " incomplete"}" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" ` +
+      `fill="${whole ? colour(e.model) : "#fff"}" stroke="${colour(e.model)}" stroke-width="2">` +
+      `<title>${e.key}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${AXES[state.axis]}: ${big(p.x)}</title></circle>`;
   }
   svg += "</svg>";
   chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${m}</span>`).join(" &nbsp; ") +
-    " &nbsp; <span>\u2504 Pareto frontier</span></p>";
+    " &nbsp; <span>\u2504 Pareto frontier</span>" +
+    (pts.some((p) => p.e.covered < p.e.expected) ? " &nbsp; <span>\u25CB mean over fewer tasks than shown (off the frontier)</span>" : "") + "</p>";
 }
 
 function draw() {
