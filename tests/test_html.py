@@ -147,3 +147,29 @@ def test_a_mean_over_fewer_tasks_is_drawn_hollow_and_kept_off_the_frontier(tmp_p
     hollow_xy = set(re.findall(r'<circle class="point incomplete" cx="([^"]*)" cy="([^"]*)"', svg))
     assert frontier and not {tuple(p.split(",")) for p in frontier} & hollow_xy
     assert "fewer tasks than shown" in shown
+
+
+@needs_browser
+def test_a_row_opens_its_per_task_drill_down(tmp_path):
+    recs = records()
+    page = tmp_path / "page.html"
+    page.write_text(render_page(recs, "Example"))
+    model = recs[0]["model"]["name"]
+    label = recs[0]["budgets"][0]["label"]
+    key = f"{model} @ {label}"
+    from urllib.parse import quote
+
+    shown = dom(page, "open=" + quote(key))
+    drill = re.search(r'<tr class="drill">(.*?)</table>', shown, re.S).group(1)
+    tasks = re.findall(r"<tr><td>([^<†]*?)(?: †)?</td><td>", drill)
+    expected = sorted(
+        r["task"]["name"]
+        for r in recs
+        if r["model"]["name"] == model and any(b["label"] == label for b in r["budgets"])
+    )
+    assert tasks == expected
+    for record in recs:
+        if record["model"]["name"] == model and record["task"]["name"] in tasks:
+            row = next(b for b in record["budgets"] if b["label"] == label)
+            assert f"{100 * row['main_score']:.2f}" in drill
+    assert '<tr class="drill">' not in dom(page)

@@ -2,7 +2,8 @@
 const DATA = JSON.parse(document.getElementById("data").textContent);
 const AXES = { bytes: "index bytes per candidate", flops: "scoring FLOPs per pair",
   latency: "scoring ms per query", params: "backbone parameters" };
-const state = { benchmark: "", task: "", family: "", kind: "", sort: "score", desc: true, axis: "bytes" };
+const state = { benchmark: "", task: "", family: "", kind: "", sort: "score", desc: true, axis: "bytes",
+  open: "" };
 // The state is also the page's address (#task=...&sort=...&desc=0): a view can be shared.
 for (const [k, v] of new URLSearchParams(location.hash.slice(1))) {
   if (k in state) state[k] = k === "desc" ? v !== "0" : v;
@@ -37,7 +38,7 @@ function entries() {
       high: rs.length === 1 ? rs[0].high : null, covered: use.length, expected: tasks.size,
       bytes: mean("bytes"), flops: mean("flops"), latency: mean("latency"), params: rs[0].params,
       partial: rs.some((r) => r.partial), reported: rs.some((r) => r.reported),
-      detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n") };
+      detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n"), rows: rs };
   });
 }
 
@@ -92,7 +93,23 @@ function drawTable(list) {
     const cells = [label, e.family || "-", e.kind, score, big(e.bytes), big(e.flops),
       fmt(e.latency, 3), e.params ? unit(e.params, "params") : "-"];
     cells.forEach((c, i) => { const td = tr.insertCell(); if (i === 3) td.innerHTML = c; else td.textContent = c; });
+    // Click a row for its per-task drill-down (kept in the address as #open=KEY).
+    tr.onclick = () => { state.open = state.open === e.key ? "" : e.key; draw(); };
+    if (state.open === e.key) drillDown(table, e);
   }
+}
+
+function drillDown(table, e) {
+  const tr = table.insertRow();
+  tr.className = "drill";
+  const td = tr.insertCell();
+  td.colSpan = COLUMNS.length;
+  const rows = [...e.rows].sort((a, b) => (a.task < b.task ? -1 : 1));
+  td.innerHTML = "<table class=tasks><tr><th>task</th><th>metric</th><th>score</th><th>95% CI</th>" +
+    "<th>bytes / cand</th><th>ms / query</th></tr>" + rows.map((r) => "<tr><td>" + r.task +
+    (r.partial ? " \u2020" : "") + "</td><td>" + (r.metric || "-") + "</td><td>" + fmt(r.score) +
+    "</td><td>" + (r.low === null ? "-" : "[" + fmt(r.low, 1) + ", " + fmt(r.high, 1) + "]") +
+    "</td><td>" + big(r.bytes) + "</td><td>" + fmt(r.latency, 3) + "</td></tr>").join("") + "</table>";
 }
 
 function pareto(points) {
