@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 COLLAPSE_CHECK_ITEMS = 16  # shards this large are checked for collapse before being written
+# Without a disk cache (--no-cache), how much of this run's embeddings stay in memory for reuse
+# by later tasks of the same run.
+MEMORY_CACHE_BYTES = 2 << 30
 
 
 def default_cache_dir() -> Path:
@@ -203,6 +207,18 @@ class EncodeStats:
         self.cached += cached
 
 
+def _shard_digest(items: Sequence[Item], shard: Shard) -> str:
+    """The shard's position and content: what a shard file's name holds."""
+    text = f"{shard.start}-{shard.stop}:" + "".join(
+        i.content_hash for i in items[shard.start : shard.stop]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _nbytes(mv: MultiVectors) -> int:
+    return mv.vectors.numel() * mv.vectors.element_size()
+
+
 def _length_key(item: Item) -> tuple[int, int]:
     return (len(item.text or "") + len(item.instruction or ""), item.image is not None)
 
@@ -215,6 +231,7 @@ class EmbeddingCache:
         root: str | os.PathLike | None,
         shard_size: int = DEFAULT_SHARD_SIZE,
         refresh: bool = False,
+        memory_bytes: int = MEMORY_CACHE_BYTES,
     ) -> None:
         """`refresh`: re-encode every shard once in this process, whatever the cache holds
         (`--overwrite`)."""
@@ -222,6 +239,10 @@ class EmbeddingCache:
         self.shard_size = int(shard_size)
         self.refresh = refresh
         self._written: set[Path] = set()  # shards this process wrote (fresh under refresh)
+        # Without a disk cache, shards encoded in this run stay in memory (least recently used
+        # first out past `memory_bytes`), so items that several tasks share are encoded once.
+        self.memory_bytes = memory_bytes
+        self._memory: OrderedDict[tuple[str, str], MultiVectors] = OrderedDict()
 
     def shard_dir(self, key: dict[str, Any]) -> Path | None:
         if self.root is None:
@@ -279,6 +300,11 @@ class EmbeddingCache:
         for shard in shards:
             if directory is not None:
                 shard.path = self.shard_path(directory, items, shard.start, shard.stop)
+        memory_key = None
+        if directory is None:
+            memory_key = _digest(encoding_key(encoder, role, num_vectors))
+            for shard in shards:
+                shard.data = self._recall((memory_key, _shard_digest(items, shard)))
         missing = dist.broadcast(self._unfinished(shards) if dist.is_main else [])
         seconds, encoded = 0.0, 0
         for i in missing[dist.rank :: dist.world_size]:
@@ -288,6 +314,9 @@ class EmbeddingCache:
             )
             seconds += time.perf_counter() - began
             encoded += len(shards[i])
+        if memory_key is not None:
+            for i in missing:
+                self._remember((memory_key, _shard_digest(items, shards[i])), shards[i].data)
         # The gather doubles as the barrier after which every shard is on disk.
         stats.add(
             dist.all_gather((seconds, encoded)),
@@ -339,6 +368,8 @@ class EmbeddingCache:
         """Indices of the shards to encode: absent, to refresh, or damaged (then deleted)."""
         missing = []
         for i, s in enumerate(shards):
+            if s.path is None and s.data is not None:
+                continue  # encoded earlier in this run, kept in memory
             if (
                 s.path is None
                 or not s.path.exists()
@@ -350,6 +381,22 @@ class EmbeddingCache:
                 s.path.unlink(missing_ok=True)
                 missing.append(i)
         return missing
+
+    def _recall(self, key: tuple[str, str]) -> MultiVectors | None:
+        found = self._memory.get(key)
+        if found is not None:
+            self._memory.move_to_end(key)
+        return found
+
+    def _remember(self, key: tuple[str, str], mv: MultiVectors | None) -> None:
+        if mv is None or self.memory_bytes <= 0:
+            return
+        self._memory[key] = mv
+        self._memory.move_to_end(key)
+        held = sum(_nbytes(v) for v in self._memory.values())
+        while held > self.memory_bytes and len(self._memory) > 1:
+            _, dropped = self._memory.popitem(last=False)
+            held -= _nbytes(dropped)
 
     def encode(
         self,

@@ -84,7 +84,7 @@ def evaluate_task(ctx: TaskContext, budgets: list[Budget], output: Path) -> dict
     if not plan.budgets:
         log.info("%s: finished result found, skipped (use --overwrite to recompute)", plan.path)
         return plan.stored
-    full = task_data.load(ctx.spec, ctx.config.data_dir, ctx.dist)
+    full = task_data.load(ctx.spec, ctx.config.data_dir, ctx.dist, ctx.card.modalities)
     checked = task_data.size_check(ctx.spec, full)
     data = task_data.prepare(ctx.spec, full.limit(ctx.config.limit))
     timing = EncodeTiming()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,12 +69,23 @@ class TaskSpec:
                 f"task {self.name!r}: split must be IND, OOD or None, got {self.split!r}"
             )
 
-    def load(self, data_dir: str | os.PathLike | None = None) -> TaskData:
+    def load(
+        self, data_dir: str | os.PathLike | None = None, modalities: tuple[str, ...] | None = None
+    ) -> TaskData:
+        """The task's data. With `modalities` (what the model reads), a loader that takes a
+        `modalities` keyword may skip making what no one will read (libdocs renders page images
+        only for models that read images), and items that have text lose their image when
+        the model does not read images."""
         loader = self.loader
         if isinstance(loader, str):
             module, _, attr = loader.partition(":")
             loader = getattr(importlib.import_module(module), attr)
-        data = loader(self, Path(data_dir) if data_dir is not None else None)
+        root = Path(data_dir) if data_dir is not None else None
+        takes = modalities is not None and "modalities" in inspect.signature(loader).parameters
+        data = loader(self, root, modalities=modalities) if takes else loader(self, root)
+        if modalities is not None and "image" not in modalities:
+            data.queries = [_text_only(i) for i in data.queries]
+            data.candidates = [_text_only(i) for i in data.candidates]
         data.validate(self)
         return data
 
@@ -167,3 +180,11 @@ class TaskData:
             limited=True,
             floor_scores_except=self.floor_scores_except,
         )
+
+
+def _text_only(item: Item) -> Item:
+    """The item as a text-only model sees it: without its image when it has text (so the
+    image is neither read nor part of the cache key)."""
+    if item.image is None or item.text is None:
+        return item
+    return dataclasses.replace(item, image=None)

@@ -68,12 +68,12 @@ def render_page(title: str, text: str) -> bytes:
     return buffer.getvalue()
 
 
-def page_item(page: dict) -> Item:
-    return Item(
-        page["id"],
-        text=f"{page['title']}\n{page['text']}",
-        image=render_page(page["title"], page["text"]),
-    )
+def page_item(page: dict, modalities: tuple[str, ...] | None = None) -> Item:
+    """A page: its text layer and, for models that read images (or when unknown), its image."""
+    image = None
+    if modalities is None or "image" in modalities:
+        image = render_page(page["title"], page["text"])
+    return Item(page["id"], text=f"{page['title']}\n{page['text']}", image=image)
 
 
 def split_rows(split: str, task: str | None = None) -> tuple[list[dict], list[dict]]:
@@ -97,11 +97,13 @@ def _selected(spec: TaskSpec) -> tuple[list[dict], list[dict]]:
     return pages, queries
 
 
-def load_corpus(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+def load_corpus(
+    spec: TaskSpec, data_dir: Path | None, modalities: tuple[str, ...] | None = None
+) -> TaskData:
     pages, queries = _selected(spec)
     return TaskData(
         queries=[Item(q["id"], text=q["text"]) for q in queries],
-        candidates=[page_item(p) for p in pages],
+        candidates=[page_item(p, modalities) for p in pages],
         qrels={q["id"]: {q["page"]: 1} for q in queries},
     )
 
@@ -117,7 +119,9 @@ def siblings(page: dict, pages: list[dict], k: int) -> list[str]:
     return (same + other)[:k]
 
 
-def load_lists(spec: TaskSpec, data_dir: Path | None) -> TaskData:
+def load_lists(
+    spec: TaskSpec, data_dir: Path | None, modalities: tuple[str, ...] | None = None
+) -> TaskData:
     pages, queries = _selected(spec)
     by_id = {p["id"]: p for p in pages}
     lists = {
@@ -126,7 +130,7 @@ def load_lists(spec: TaskSpec, data_dir: Path | None) -> TaskData:
     return TaskData(
         queries=[Item(q["id"], text=q["text"]) for q in queries],
         # the same page table as libdocs-corpus, so its embeddings are reused
-        candidates=[page_item(p) for p in pages],
+        candidates=[page_item(p, modalities) for p in pages],
         qrels={q: {ids[0]: 1} for q, ids in lists.items()},
         candidate_lists=lists,
     )

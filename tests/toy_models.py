@@ -69,7 +69,13 @@ class ColorEncoder:
         from harness.protocol import ModelCard
 
         self.card = ModelCard(
-            name="test-color", family="test", dim=3, query_vectors=1, candidate_vectors=1, args={}
+            name="test-color",
+            family="test",
+            dim=3,
+            query_vectors=1,
+            candidate_vectors=1,
+            args={},
+            modalities=("text", "image"),
         )
 
     def _vector(self, item) -> torch.Tensor:

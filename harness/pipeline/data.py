@@ -38,21 +38,24 @@ class Prepared:
     floor_scores_except: str | None = None  # see TaskData
 
 
-def load(spec: TaskSpec, data_dir: Any, dist: distributed.Dist) -> TaskData:
-    """Load the task; under torch.distributed rank 0 goes first (it may download), and a
-    failure there stops every rank at once."""
+def load(
+    spec: TaskSpec, data_dir: Any, dist: distributed.Dist, modalities: tuple[str, ...] | None = None
+) -> TaskData:
+    """Load the task as a model reading `modalities` sees it (`TaskSpec.load`); under
+    torch.distributed rank 0 goes first (it may download), and a failure there stops every
+    rank at once."""
     if not dist.enabled:
-        return spec.load(data_dir)
+        return spec.load(data_dir, modalities)
     failure = None
     if dist.is_main:
         try:
-            full = spec.load(data_dir)
+            full = spec.load(data_dir, modalities)
         except HarnessError as exc:
             failure = exc
     failure = dist.broadcast(failure)
     if failure is not None:
         raise failure
-    return full if dist.is_main else spec.load(data_dir)
+    return full if dist.is_main else spec.load(data_dir, modalities)
 
 
 def size_check(spec: TaskSpec, data: TaskData) -> dict[str, Any]:
