@@ -67,6 +67,8 @@ def maxsim(
         q_vectors.reshape(b * n, d).to(compute_dtype)
         @ c_vectors.reshape(m * s, d).to(compute_dtype).T
     )
+    if s == 1 and not ragged and padding == "exact" and n == 1 and not bool((q_lengths < 1).any()):
+        return sim.float()  # one vector a side: the similarity is the score (no reductions)
     sim = sim.view(b * n, m, s)
     best = sim.amax(dim=2)
     if padding == "zero":
@@ -244,15 +246,17 @@ def _merge(
 ) -> None:
     """Merge one block's scores into the running top-k of its queries (views, updated in place).
 
-    Running entries all come from earlier blocks (lower indices) and are already in (score desc,
-    index asc) order, so a stable sort keeps the tie rule exact.
+    The block's own k best come first (exact, in (score desc, index asc) order); the running
+    entries all come from earlier blocks (lower indices) and are in that order too, so a
+    stable sort of the two short lists keeps the tie rule exact, and nothing the size of the
+    block is copied.
     """
     k = top_scores.shape[1]
-    index = block_index.expand(scores.shape[0], -1)
+    scores, index = _best_columns(scores, block_index.expand(scores.shape[0], -1), k)
     if filled:
-        scores = torch.cat([top_scores, scores], dim=1)
-        index = torch.cat([top_index, index], dim=1)
-    scores, index = _best_columns(scores, index, k)
+        scores, index = _best_columns(
+            torch.cat([top_scores, scores], dim=1), torch.cat([top_index, index], dim=1), k
+        )
     width = scores.shape[1]  # the first block may hold fewer than k candidates
     top_scores[:, :width] = scores
     top_index[:, :width] = index
@@ -267,25 +271,40 @@ def _best_columns(
     """Each row's k best columns, in the order a stable descending sort gives (score, then
     column), as (scores, index) [rows, min(k, width)].
 
-    topk finds each row's k-th best score; only columns at or above it (k of them unless the
-    k-th score is tied) are compacted, in column order, and sorted. Exact, and much cheaper
-    than sorting every column.
+    topk takes each row's k + 1 best, sorted. Where no two of them share a score (the usual
+    case with float scores) that is already the answer; a row with a tie among them has every
+    column at or above its k-th score compacted, in column order, and stably sorted. Exact,
+    and much cheaper than sorting every column.
     """
+    width = scores.shape[1]
+    kk = min(k, width)
+    values, cols = scores.topk(min(kk + 1, width), dim=1)
+    tied = (values[:, 1:] == values[:, :-1]).any(dim=1)
+    values, cols = values[:, :kk], cols[:, :kk]
+    chosen = index.gather(1, cols)
+    if bool(tied.any()):
+        rows = tied.nonzero(as_tuple=True)[0]
+        values[rows], chosen[rows] = _best_columns_tied(scores[rows], index[rows], kk)
+    return values, chosen
+
+
+def _best_columns_tied(
+    scores: torch.Tensor, index: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_best_columns` for rows whose k-th score is tied: every column at or above it,
+    compacted in column order, then sorted."""
     rows, width = scores.shape
-    if width > 4 * k:
-        kth = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
-        keep = scores >= kth
-        counts = keep.sum(dim=1)
-        wide = int(counts.max())
-        slot = keep.long().cumsum(dim=1) - 1
-        row = torch.arange(rows, device=scores.device)[:, None].expand(-1, width)
-        packed = torch.full((rows, wide), float("-inf"), device=scores.device)
-        packed_index = torch.full((rows, wide), -1, dtype=torch.long, device=scores.device)
-        packed[row[keep], slot[keep]] = scores[keep]
-        packed_index[row[keep], slot[keep]] = index[keep]
-        scores, index = packed, packed_index
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
-    return scores.gather(1, order), index.gather(1, order)
+    kth = scores.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
+    keep = scores >= kth
+    wide = int(keep.sum(dim=1).max())
+    slot = keep.long().cumsum(dim=1) - 1
+    row = torch.arange(rows, device=scores.device)[:, None].expand(-1, width)
+    packed = torch.full((rows, wide), float("-inf"), device=scores.device)
+    packed_index = torch.full((rows, wide), -1, dtype=torch.long, device=scores.device)
+    packed[row[keep], slot[keep]] = scores[keep]
+    packed_index[row[keep], slot[keep]] = index[keep]
+    order = torch.sort(packed, dim=1, descending=True, stable=True).indices[:, :k]
+    return packed.gather(1, order), packed_index.gather(1, order)
 
 
 def score_candidate_lists(

@@ -222,3 +222,22 @@ def test_unknown_padding_rule_is_refused():
     q = MultiVectors(torch.ones(1, 1, 2), torch.tensor([1]))
     with pytest.raises(ValueError, match="padding must be one of"):
         maxsim(q.vectors, q.lengths, q.vectors, q.lengths, padding="ones")
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_best_columns_equal_a_stable_full_sort_with_and_without_ties(tied):
+    """The k best columns of each row in (score desc, column asc) order, against Python's
+    stable sort of every column: untied rows (topk's own columns, the fast path) and rows with
+    ties across the k-th score (the exact fallback)."""
+    from harness.scoring import _best_columns
+
+    gen = torch.Generator().manual_seed(3)
+    scores = torch.randn(7, 300, generator=gen)
+    if tied:
+        scores = torch.round(scores * 2) / 2  # few distinct values: ties everywhere
+    index = torch.arange(1000, 1300).expand(7, -1)
+    got_scores, got_index = _best_columns(scores, index, 10)
+    for row in range(7):
+        expected = sorted(range(300), key=lambda c: (-scores[row, c].item(), c))[:10]
+        assert got_index[row].tolist() == [1000 + c for c in expected]
+        assert got_scores[row].tolist() == [scores[row, c].item() for c in expected]
