@@ -521,18 +521,41 @@ class ShardedVectors:
         return max((len(s) for s in self.shards), default=1)
 
     def chunks(self, size: int, r: int | None = None):
-        """(offset, MultiVectors) blocks of at most `size` items, first `r` vectors of each."""
+        """(offset, MultiVectors) blocks of `size` items (the last may be shorter), first `r`
+        vectors of each. A block spans as many shards as it needs: shards are read slice by
+        slice into one block buffer, so small shards do not make small blocks, and no more
+        than the block and one slice are resident."""
+        width = self.max_len if r is None else min(r, self.max_len)
+        buffer: torch.Tensor | None = None
+        filled, first = 0, 0
         for shard in self.shards:
             with safe_open(shard.path, framework="pt") as handle:
                 vectors = handle.get_slice("vectors")
-                for a in range(0, len(shard), size):
-                    b = min(len(shard), a + size)
-                    block = vectors[a:b] if r is None else vectors[a:b, :r]
-                    lengths = self._lengths[shard.start + a : shard.start + b]
-                    mv = MultiVectors(block, lengths.clamp(max=block.shape[1]))
-                    if self.transform is not None:
-                        mv = self.transform(mv)
-                    yield shard.start + a, mv
+                a = 0
+                while a < len(shard):
+                    rows = min(size, len(self) - shard.start - a)
+                    if buffer is None and a + rows <= len(shard):  # the block lies in this shard
+                        piece = vectors[a : a + rows] if r is None else vectors[a : a + rows, :r]
+                        yield shard.start + a, self._block(piece, shard.start + a)
+                        a += rows
+                        continue
+                    if buffer is None:
+                        buffer = torch.empty(rows, width, self.dim, dtype=self.dtype)
+                        filled, first = 0, shard.start + a
+                    b = min(len(shard), a + len(buffer) - filled)
+                    piece = vectors[a:b] if r is None else vectors[a:b, :r]
+                    buffer[filled : filled + b - a, : piece.shape[1]] = piece
+                    buffer[filled : filled + b - a, piece.shape[1] :] = 0  # pads stay zero
+                    filled += b - a
+                    a = b
+                    if filled == len(buffer):
+                        yield first, self._block(buffer, first)
+                        buffer = None
+
+    def _block(self, vectors: torch.Tensor, first: int) -> MultiVectors:
+        lengths = self._lengths[first : first + len(vectors)].clamp(max=vectors.shape[1])
+        mv = MultiVectors(vectors, lengths)
+        return self.transform(mv) if self.transform is not None else mv
 
     def take(self, rows: Sequence[int]) -> MultiVectors:
         """The given items (in that order), read from their shards: what a cascade's second

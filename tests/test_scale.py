@@ -263,6 +263,17 @@ def test_sharded_vectors_score_exactly_with_ties_across_shards(tmp_path):
     assert reduced.lengths.tolist() == corpus.lengths.clamp(max=2).tolist()
     _, index = score_corpus(queries, reduced, k=5, block_bytes=2 * 3 * 4 * 3)
     assert index.tolist() == [row[:5] for row in naive_top(queries, halve(corpus), 5)]
+    # Blocks larger than a shard span several shards, read slice by slice into one block.
+    for size, r in ((7, None), (12, 2), (24, 3), (100, None)):
+        blocks = list(on_disk.chunks(size, r))
+        assert [o for o, _ in blocks] == list(range(0, 24, size))
+        assert all(len(mv) == min(size, 24 - o) for o, mv in blocks)
+        joined = MultiVectors.cat([mv for _, mv in blocks])
+        width = corpus.max_len if r is None else r
+        assert torch.equal(joined.vectors, corpus.vectors[:, :width])
+        assert torch.equal(joined.lengths, corpus.lengths.clamp(max=width))
+    scores, index = score_corpus(queries, on_disk, k=24, block_bytes=10 * 4 * 4 * 3 * 8)
+    assert index.tolist() == expected and torch.equal(scores, dense)
 
 
 # ---------------------------------------------------------------- FAISS backend
