@@ -43,8 +43,10 @@ def data(nq, nc, n, s, d, dtype, ragged=False, seed=0, device="cpu"):
     return MultiVectors(q, q_len).to(device), MultiVectors(c, c_len).to(device)
 
 
-def einsum_naive(q: MultiVectors, c: MultiVectors):
-    sim = torch.einsum("qnd,csd->qcns", q.vectors.float(), c.vectors.float())
+def einsum_naive(q: MultiVectors, c: MultiVectors, dtype: torch.dtype = torch.float32):
+    """The reference (float32), or the same two lines in another compute dtype (timed beside
+    the peers, which compute in their inputs' dtype)."""
+    sim = torch.einsum("qnd,csd->qcns", q.vectors.to(dtype), c.vectors.to(dtype))
     sim = sim.masked_fill(~c.mask()[None, :, None, :], float("-inf"))
     return sim.amax(-1).sum(-1)
 
@@ -158,6 +160,8 @@ def run_case(name, q, c, budget, args, peer_fns, with_einsum=True):
     }
     if with_einsum:
         variants["naive einsum (fp32)"] = lambda: einsum_naive(rq, rc)
+        if cdt != torch.float32:
+            variants[f"naive einsum ({args.compute_dtype})"] = lambda: einsum_naive(rq, rc, cdt)
     if device == "cuda":  # as the score stage does: embeddings in CPU memory, each block sent over
         q_cpu, c_cpu = q.to("cpu"), c.to("cpu")
         variants["harness score_corpus, CPU-resident, device=cuda"] = lambda: score_corpus(
