@@ -173,3 +173,19 @@ def test_a_row_opens_its_per_task_drill_down(tmp_path):
             row = next(b for b in record["budgets"] if b["label"] == label)
             assert f"{100 * row['main_score']:.2f}" in drill
     assert '<tr class="drill">' not in dom(page)
+
+
+@needs_browser
+def test_the_budget_axis_places_budgets_in_cost_order(tmp_path):
+    from harness.budgets import Budget
+
+    recs = records()
+    page = tmp_path / "page.html"
+    page.write_text(render_page(recs, "Example", reported=False))
+    shown = dom(page, "axis=budget")
+    svg = shown[shown.index('<svg id="plot"') : shown.index("</svg>")]
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+    labels = {row["label"] for r in recs for row in r["budgets"]}
+    assert ticks == sorted(labels, key=lambda b: Budget.parse(b).sort_key())
+    entries = {(r["model"]["name"], row["label"]) for r in recs for row in r["budgets"]}
+    assert len(re.findall(r'<circle class="point', svg)) == len(entries)

@@ -1,7 +1,7 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("data").textContent);
-const AXES = { bytes: "index bytes per candidate", flops: "scoring FLOPs per pair",
-  latency: "scoring ms per query", params: "backbone parameters" };
+const AXES = { budget: "budget (r_q x r_c, in cost order)", bytes: "index bytes per candidate",
+  flops: "scoring FLOPs per pair", latency: "scoring ms per query", params: "backbone parameters" };
 const state = { benchmark: "", task: "", family: "", kind: "", sort: "score", desc: true, axis: "bytes",
   open: "" };
 // The state is also the page's address (#task=...&sort=...&desc=0): a view can be shared.
@@ -139,8 +139,14 @@ function unit(v, axis) {
 
 function drawChart(list) {
   const W = 720, H = 420, L = 60, R = 20, T = 20, B = 50;
-  const pts = list.filter((e) => e[state.axis] > 0 && e.score !== null)
-    .map((e) => ({ x: e[state.axis], y: e.score, e }));
+  // The budget axis is categorical: each budget shown gets a place, in cost order (drawn on
+  // the same log machinery as 10^place).
+  const less = (a, b) => { for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i]; return 0; };
+  const budgets = [...new Map(list.filter((e) => e.kind !== "reported").map((e) => [e.budget, e.order]))]
+    .sort((a, b) => less(a[1], b[1])).map(([b]) => b);
+  const place = (e) => (state.axis === "budget" ? (budgets.includes(e.budget) ? 10 ** budgets.indexOf(e.budget) : null) : e[state.axis]);
+  const pts = list.filter((e) => place(e) > 0 && e.score !== null)
+    .map((e) => ({ x: place(e), y: e.score, e }));
   const chart = document.getElementById("chart");
   if (!pts.length) { chart.innerHTML = "<p>No point has this cost.</p>"; return; }
   const lx = pts.map((p) => Math.log10(p.x));
@@ -157,12 +163,14 @@ function drawChart(list) {
   let svg = `<svg id="plot" width="${W}" height="${H}" xmlns="http://www.w3.org/2000/svg">`;
   svg += `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#444"/>`;
   svg += `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#444"/>`;
-  for (const v of ticks(x0, x1))
+  const marks = state.axis === "budget" ? budgets.map((b, i) => [10 ** i, b])
+    : ticks(x0, x1).map((v) => [v, unit(v, state.axis)]);
+  for (const [v, text] of marks)
     svg += `<line x1="${X(v)}" y1="${H - B}" x2="${X(v)}" y2="${H - B + 4}" stroke="#444"/>` +
-      `<text class="tick" x="${X(v)}" y="${H - B + 16}" text-anchor="middle">${unit(v, state.axis)}</text>`;
+      `<text class="tick" x="${X(v)}" y="${H - B + 16}" text-anchor="middle">${text}</text>`;
   for (const v of [y0, (y0 + y1) / 2, y1])
     svg += `<text x="${L - 5}" y="${Y(v) + 4}" text-anchor="end">${v.toFixed(1)}</text>`;
-  svg += `<text x="${(W + L) / 2}" y="${H - 10}" text-anchor="middle">${AXES[state.axis]} (log)</text>`;
+  svg += `<text x="${(W + L) / 2}" y="${H - 10}" text-anchor="middle">${AXES[state.axis]}${state.axis === "budget" ? "" : " (log)"}</text>`;
   for (const m of models) {
     const own = pts.filter((p) => p.e.model === m).sort((a, b) => a.x - b.x);
     if (own.length > 1)
@@ -177,7 +185,7 @@ function drawChart(list) {
     const part = whole ? "" : ` (${e.covered}/${e.expected} tasks)`;
     svg += `<circle class="point${whole ? "" : " incomplete"}" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" ` +
       `fill="${whole ? colour(e.model) : "#fff"}" stroke="${colour(e.model)}" stroke-width="2">` +
-      `<title>${e.key}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${AXES[state.axis]}: ${big(p.x)}</title></circle>`;
+      `<title>${e.key}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${state.axis === "budget" ? "index bytes per candidate: " + big(e.bytes) : AXES[state.axis] + ": " + big(p.x)}</title></circle>`;
   }
   svg += "</svg>";
   chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${m}</span>`).join(" &nbsp; ") +
