@@ -142,10 +142,10 @@ def model_meta(record: dict[str, Any], label: str, experiment: bool) -> dict[str
     meta = {
         "name": model["name"],
         "revision": model.get("revision") or NO_REVISION,
-        "n_parameters": model.get("backbone_params") or model.get("n_params"),
+        "n_parameters": model.get("n_params") or model.get("backbone_params"),
         "embed_dim": model.get("dim"),
-        "similarity_fn_name": "cosine" if single else "max_sim",
-        "modalities": ["image", "text"],
+        # what the harness computes: a dot product of one vector a side, else MaxSim
+        "similarity_fn_name": "dot" if single else "max_sim",
         "framework": ["metaembed-harness"],
     }
     if experiment:
@@ -175,6 +175,13 @@ def export_mteb(
     and partial runs (unless `allow_partial`) are skipped and named."""
     done = Exported()
     planned: dict[Path, tuple[dict[str, Any], dict[str, Any], TaskSpec, str | None]] = {}
+    # One default per model and revision, over all its tasks: the folder's results and its
+    # model_meta.json then describe one configuration.
+    labels: dict[tuple[str, str], list[str]] = {}
+    for record in records:
+        key = (record["model"]["name"], record["model"].get("revision") or NO_REVISION)
+        labels.setdefault(key, []).extend(row["label"] for row in record["budgets"])
+    defaults = {key: default_budget(found) for key, found in labels.items()}
     for record in records:
         what = f"{record['model']['name']} / {record['task']['name']}"
         spec = specs.get(record["task"]["name"])
@@ -185,8 +192,9 @@ def export_mteb(
         if why and not allow_partial:
             done.skipped.append((what, f"partial ({why}); --allow-partial exports it anyway"))
             continue
-        labels = [row["label"] for row in record["budgets"]]
-        default = default_budget(labels)
+        default = defaults[
+            (record["model"]["name"], record["model"].get("revision") or NO_REVISION)
+        ]
         folder = Path(out) / "results" / model_folder(record["model"]["name"])
         folder = folder / (record["model"].get("revision") or NO_REVISION)
         for row in record["budgets"]:
@@ -225,7 +233,7 @@ def _subset_main(subset: dict[str, Any]) -> float | None:
 def read_task_file(path: Path, spec: TaskSpec) -> dict[str, Any] | None:
     """One published TaskResult as a reported entry: the task score (mteb's: the mean of
     `main_score` over the subsets, x100), each subset's score, and where it came from; None
-    when a subset mteb scores for this task is missing (an incomplete file)."""
+    when the file's subsets are not the ones mteb scores for this task (an incomplete file)."""
     data = _read_json(path)
     subsets = {s["hf_subset"]: _subset_main(s) for s in data["scores"].get(SPLIT, [])}
     expected = list(spec.options.get("subsets") or [])
@@ -288,10 +296,12 @@ def import_mteb(
             skipped.append({"model": name, "why": "not in the results repository"})
             continue
         found = 0
-        for meta_path in sorted(folder.glob("*/model_meta.json")) + sorted(
-            folder.glob(f"*/{EXPERIMENTS}/*/model_meta.json")
-        ):
-            entry = _import_folder(meta_path.parent, name, by_mteb, repo, skipped)
+        revisions = sorted(p for p in folder.iterdir() if p.is_dir())
+        experiments = sorted(
+            p for r in revisions for p in (r / EXPERIMENTS).glob("*") if p.is_dir()
+        )
+        for where in revisions + experiments:
+            entry = _import_folder(where, name, by_mteb, repo, skipped)
             if entry is not None:
                 entries.append(entry)
                 found += 1
@@ -319,7 +329,14 @@ def _import_folder(
     repo: Path,
     skipped: list[dict[str, str]],
 ) -> dict[str, Any] | None:
-    meta = _read_json(folder / "model_meta.json")
+    experiment = folder.parent.name == EXPERIMENTS
+    revision_folder = folder.parent.parent if experiment else folder
+    if (folder / "model_meta.json").exists():
+        meta = _read_json(folder / "model_meta.json")
+    elif experiment:
+        return None  # mteb's loader skips an experiment folder without its model_meta.json
+    else:
+        meta = {}  # mteb's loader then takes the name and revision from the path
     tasks = {}
     for path in sorted(folder.glob("*.json")):
         spec = by_mteb.get(path.stem)
@@ -328,14 +345,16 @@ def _import_folder(
         entry = read_task_file(path, spec)
         where = str(path.relative_to(repo))
         if entry is None:
-            skipped.append({"model": name, "file": where, "why": "a subset is missing"})
+            skipped.append(
+                {"model": name, "file": where, "why": "its subsets are not the ones mteb scores"}
+            )
             continue
         tasks[spec.name] = {**entry, "path": where}
     if not tasks:
         return None
     return {
         "model": meta.get("name") or name,
-        "revision": meta.get("revision") or folder.name,
+        "revision": meta.get("revision") or revision_folder.name,
         "experiment": meta.get("experiment_kwargs") or None,
         "n_parameters": meta.get("n_parameters"),
         "embed_dim": meta.get("embed_dim"),

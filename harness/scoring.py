@@ -254,9 +254,13 @@ def _merge(
     k = top_scores.shape[1]
     scores, index = _best_columns(scores, block_index.expand(scores.shape[0], -1), k)
     if filled:
-        scores, index = _best_columns(
-            torch.cat([top_scores, scores], dim=1), torch.cat([top_index, index], dim=1), k
-        )
+        # Padding entries (-inf, index -1; the same count in every row, left while fewer than
+        # k candidates have been seen) go after the block, so a real candidate scoring -inf
+        # (one with no vectors) still ranks above them.
+        real = int((top_index[0] >= 0).sum())
+        scores = torch.cat([top_scores[:, :real], scores, top_scores[:, real:]], dim=1)
+        index = torch.cat([top_index[:, :real], index, top_index[:, real:]], dim=1)
+        scores, index = _best_columns(scores, index, k)
     width = scores.shape[1]  # the first block may hold fewer than k candidates
     top_scores[:, :width] = scores
     top_index[:, :width] = index

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import os
@@ -74,8 +73,10 @@ class TaskSpec:
     ) -> TaskData:
         """The task's data. With `modalities` (what the model reads), a loader that takes a
         `modalities` keyword may skip making what no one will read (libdocs renders page images
-        only for models that read images), and items that have text lose their image when
-        the model does not read images."""
+        only for models that read images). Items are never stripped of an image here: images
+        tell items apart (their bytes are part of the cache key), so a text-only model given
+        items that differ only in their image is refused by the collapse check rather than
+        scored on merged items, and a text backbone may still read an image by OCR."""
         loader = self.loader
         if isinstance(loader, str):
             module, _, attr = loader.partition(":")
@@ -83,9 +84,6 @@ class TaskSpec:
         root = Path(data_dir) if data_dir is not None else None
         takes = modalities is not None and "modalities" in inspect.signature(loader).parameters
         data = loader(self, root, modalities=modalities) if takes else loader(self, root)
-        if modalities is not None and "image" not in modalities:
-            data.queries = [_text_only(i) for i in data.queries]
-            data.candidates = [_text_only(i) for i in data.candidates]
         data.validate(self)
         return data
 
@@ -180,11 +178,3 @@ class TaskData:
             limited=True,
             floor_scores_except=self.floor_scores_except,
         )
-
-
-def _text_only(item: Item) -> Item:
-    """The item as a text-only model sees it: without its image when it has text (so the
-    image is neither read nor part of the cache key)."""
-    if item.image is None or item.text is None:
-        return item
-    return dataclasses.replace(item, image=None)

@@ -245,7 +245,7 @@ def test_import_reads_mteb_layout_and_reports_beside_runs(tmp_path):
     assert multi["tasks"]["vidore-v1-arxivqa"]["score"] == pytest.approx(90.0)
     whys = {(s["model"], s["why"]) for s in data["skipped"]}
     assert ("org/absent", "not in the results repository") in whys
-    assert ("org/model-a", "a subset is missing") in whys
+    assert ("org/model-a", "its subsets are not the ones mteb scores") in whys
     names = [entry["name"] for entry in load_reported(output)]
     assert names == ["org/model-a", "org/model-a [vector_type_multi_vector]"]
 
@@ -305,3 +305,56 @@ def test_reported_scores_join_the_html_page_of_the_same_tasks(tmp_path):
     # 13 of the imported model folders have ViDoRe v1 scores
     assert len(published) == 13
     assert not [r for r in page_data([record], reported=False)["rows"] if r["reported"]]
+
+
+def test_one_default_budget_per_model_across_its_tasks(tmp_path):
+    """A model run at 1x1 and 16x64 on one task and at 1x1 alone on another: 16x64 is its
+    default everywhere, so the revision folder never mixes configurations."""
+    write_fixtures(tmp_path / "data")
+    docvqa = get_tasks("vidore-v1-docvqa")[0]
+    fx.write_beir(tmp_path / "data" / docvqa.dataset.path, PAGES, [(1, "red")], [(1, 1, 1)])
+    common = dict(output=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"),
+                  data_dir=str(tmp_path / "data"), progress=False)  # fmt: skip
+    harness.evaluate("test-hash", get_tasks("vidore-v1-arxivqa"), budgets="1x1,16x64", **common)
+    harness.evaluate("test-hash", [docvqa], budgets="1x1", **common)
+    out = tmp_path / "mteb"
+    done = cli("report", "export", "--results", str(tmp_path / "runs"), "--output", str(out),
+               "--allow-partial")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    folder = out / "results" / "test-hash" / "no_revision_available"
+    assert sorted(p.name for p in folder.glob("*.json")) == [
+        "VidoreArxivQARetrieval.json",
+        "model_meta.json",
+    ]
+    assert json.loads((folder / "model_meta.json").read_text())["similarity_fn_name"] == "max_sim"
+    one = folder / "experiments" / "budget_1x1"
+    assert sorted(p.name for p in one.glob("*.json")) == [
+        "VidoreArxivQARetrieval.json",
+        "VidoreDocVQARetrieval.json",
+        "model_meta.json",
+    ]
+    assert json.loads((one / "model_meta.json").read_text())["similarity_fn_name"] == "dot"
+
+
+def test_import_takes_folders_without_model_meta_from_their_path(tmp_path):
+    repo = tmp_path / "results-repo"
+    rev = repo / "results" / "org__model-b" / "def456"
+    _published(
+        rev / "VidoreArxivQARetrieval.json", "VidoreArxivQARetrieval", "7d94", {"default": 0.7}
+    )
+    exp = rev / "experiments" / "some_setting"
+    (exp).mkdir(parents=True)
+    (exp / "model_meta.json").write_text(json.dumps({"name": "org/model-b",
+                                                     "experiment_kwargs": {"x": "y"}}))  # fmt: skip
+    _published(
+        exp / "VidoreArxivQARetrieval.json", "VidoreArxivQARetrieval", "7d94", {"default": 0.6}
+    )
+    output = tmp_path / "mteb.json"
+    result = cli("report", "import", "--from", str(repo), "--commit", COMMIT,
+                 "--models", "org/model-b", "--output", str(output))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain, experiment = json.loads(output.read_text())["models"]
+    assert (plain["model"], plain["revision"]) == ("org/model-b", "def456")
+    assert plain["tasks"]["vidore-v1-arxivqa"]["score"] == pytest.approx(70.0)
+    assert experiment["revision"] == "def456"  # the revision folder's name, not the experiment's
+    assert experiment["tasks"]["vidore-v1-arxivqa"]["score"] == pytest.approx(60.0)

@@ -241,3 +241,16 @@ def test_best_columns_equal_a_stable_full_sort_with_and_without_ties(tied):
         expected = sorted(range(300), key=lambda c: (-scores[row, c].item(), c))[:10]
         assert got_index[row].tolist() == [1000 + c for c in expected]
         assert got_scores[row].tolist() == [scores[row, c].item() for c in expected]
+
+
+def test_a_candidate_without_vectors_ranks_above_padding_whatever_the_block_size():
+    """A candidate with no vectors scores -inf; with k = every candidate it must still come back
+    (lower index first among equal scores), never the padding of a short first block."""
+    q = MultiVectors(torch.tensor([[[1.0]]]), torch.tensor([1]))
+    c = MultiVectors(
+        torch.tensor([[[4.0]], [[0.0]], [[0.0]], [[-1.0]]]), torch.tensor([1, 0, 0, 1])
+    )
+    for block_bytes in (1, 100, 1 << 20):
+        scores, index = score_corpus(q, c, k=4, block_bytes=block_bytes)
+        assert index.tolist() == [[0, 3, 1, 2]], block_bytes
+        assert scores[0, :2].tolist() == [4.0, -1.0] and scores[0, 2:].isinf().all()

@@ -9,7 +9,10 @@ import pytest
 
 import harness
 import tasks.libdocs as libdocs
+from harness.errors import HarnessError
+from harness.protocol import IMAGE_PLACEHOLDER, Item
 from harness.registry import get_tasks
+from harness.task import DatasetRef, TaskData, TaskSpec
 from harness.testing import HashEncoder
 
 
@@ -84,10 +87,50 @@ def test_a_text_only_model_gets_no_page_images_and_none_are_rendered(tmp_path, m
     assert reads_images.images == 160
 
 
-def test_text_only_loading_strips_images_from_items_with_text():
+def test_libdocs_loads_pages_without_images_for_a_text_only_model():
     spec = get_tasks("libdocs-quick-corpus")[0]
     full = spec.load()
     seen = spec.load(modalities=("text",))
     assert all(c.image is not None for c in full.candidates)
     assert all(c.image is None and c.text for c in seen.candidates)
     assert [c.text for c in seen.candidates] == [c.text for c in full.candidates]
+
+
+def _shared_text_images(spec, data_dir):
+    """Candidates that differ only in their image and share one instruction text, as in MMEB's
+    text-to-image subsets."""
+    queries, candidates, lists = [], [], {}
+    for i in range(12):
+        queries.append(Item(f"q{i}", text=f"a photo of thing {i}"))
+        ids = [f"c{i}-{j}" for j in range(4)]
+        candidates += [
+            Item(c, text=f"{IMAGE_PLACEHOLDER}\nRepresent the given image.", image=f"{c}".encode())
+            for c in ids
+        ]
+        lists[f"q{i}"] = ids
+    return TaskData(queries, candidates, {q: {ids[0]: 1} for q, ids in lists.items()}, lists)
+
+
+def test_a_text_only_model_on_items_told_apart_only_by_images_is_refused(tmp_path):
+    """Images still tell items apart for a text-only model (they are part of the cache key), so
+    such a model embeds distinct candidates alike and the collapse check refuses the run; the
+    items are not merged into one and scored as a tie the positive would win."""
+
+    class TextOnly(Counting):
+        def encode(self, items, *, role, **kwargs):
+            items = [dataclasses.replace(i, image=None) for i in items]  # reads text only
+            return super().encode(items, role=role, **kwargs)
+
+    spec = TaskSpec(
+        name="shared-text-images",
+        benchmark="toy",
+        kind="candidates",
+        main_metric="precision_at_1",
+        dataset=DatasetRef("toy/shared-text-images", revision="r1"),
+        loader=_shared_text_images,
+        modalities=("text", "image"),
+    )
+    encoder = TextOnly(modalities=("text",), noise=0.0, query_vectors=1, candidate_vectors=1)
+    with pytest.raises(HarnessError, match="identical embeddings"):
+        harness.evaluate(encoder, spec, budgets="1x1", output=str(tmp_path), no_cache=True)
+    assert len(set(encoder.seen["candidate"])) == 48

@@ -10,6 +10,7 @@ for (const [k, v] of new URLSearchParams(location.hash.slice(1))) {
 }
 const fmt = (v, d = 2) => (v === null || v === undefined ? "-" : Number(v).toFixed(d));
 const big = (v) => (v === null || v === undefined ? "-" : Number(v).toPrecision(3));
+const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 
 function options(key) { return [...new Set(DATA.rows.map((r) => r[key]).filter((v) => v))].sort(); }
 
@@ -106,8 +107,8 @@ function drillDown(table, e) {
   td.colSpan = COLUMNS.length;
   const rows = [...e.rows].sort((a, b) => (a.task < b.task ? -1 : 1));
   td.innerHTML = "<table class=tasks><tr><th>task</th><th>metric</th><th>score</th><th>95% CI</th>" +
-    "<th>bytes / cand</th><th>ms / query</th></tr>" + rows.map((r) => "<tr><td>" + r.task +
-    (r.partial ? " \u2020" : "") + "</td><td>" + (r.metric || "-") + "</td><td>" + fmt(r.score) +
+    "<th>bytes / cand</th><th>ms / query</th></tr>" + rows.map((r) => "<tr><td>" + esc(r.task) +
+    (r.partial ? " \u2020" : "") + "</td><td>" + esc(r.metric || "-") + "</td><td>" + fmt(r.score) +
     "</td><td>" + (r.low === null ? "-" : "[" + fmt(r.low, 1) + ", " + fmt(r.high, 1) + "]") +
     "</td><td>" + big(r.bytes) + "</td><td>" + fmt(r.latency, 3) + "</td></tr>").join("") + "</table>";
 }
@@ -185,10 +186,10 @@ function drawChart(list) {
     const part = whole ? "" : ` (${e.covered}/${e.expected} tasks)`;
     svg += `<circle class="point${whole ? "" : " incomplete"}" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" ` +
       `fill="${whole ? colour(e.model) : "#fff"}" stroke="${colour(e.model)}" stroke-width="2">` +
-      `<title>${e.key}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${state.axis === "budget" ? "index bytes per candidate: " + big(e.bytes) : AXES[state.axis] + ": " + big(p.x)}</title></circle>`;
+      `<title>${esc(e.key)}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${state.axis === "budget" ? "index bytes per candidate: " + big(e.bytes) : AXES[state.axis] + ": " + big(p.x)}</title></circle>`;
   }
   svg += "</svg>";
-  chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${m}</span>`).join(" &nbsp; ") +
+  chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${esc(m)}</span>`).join(" &nbsp; ") +
     " &nbsp; <span>\u2504 Pareto frontier</span>" +
     (pts.some((p) => p.e.covered < p.e.expected) ? " &nbsp; <span>\u25CB mean over fewer tasks than shown (off the frontier)</span>" : "") + "</p>";
 }
