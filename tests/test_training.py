@@ -199,6 +199,8 @@ def test_resuming_reaches_the_same_state_as_an_uninterrupted_run(tiny_models, tm
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
     steps = [r["step"] for r in read_log(tmp_path / "resumed")]
     assert steps == [1, 2, 3, 4, 5, 6]
+    seconds = [r["seconds"] for r in read_log(tmp_path / "resumed")]
+    assert seconds == sorted(seconds)  # time so far, not restarted by a resume
     assert [r["loss"] for r in read_log(tmp_path / "resumed")] == pytest.approx(
         [r["loss"] for r in read_log(tmp_path / "straight")], rel=1e-5
     )
