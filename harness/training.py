@@ -322,7 +322,9 @@ def train(config: TrainConfig) -> Path:
         # CPU attention has no dropout, so this is also much faster on CPUs).
         job.encoder.backbone.model.eval()
     # `seconds` in the log is training time so far, summed over interrupted and resumed runs.
-    earlier = next((row.get("seconds", 0.0) for row in read_log(output) if row["step"] == start), 0.0)
+    earlier = next(
+        (row.get("seconds", 0.0) for row in read_log(output) if row["step"] == start), 0.0
+    )
     began = time.perf_counter() - earlier
     stop = config.steps if config.run_steps is None else min(config.steps, start + config.run_steps)
     bar = tqdm(
