@@ -116,7 +116,9 @@ class Backbone:
     def input_embeddings(self) -> torch.nn.Module:
         return self.model.get_input_embeddings()
 
-    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+    def prepare(self, items: Sequence[Item], n_slots: int = 0, role: str | None = None) -> Prepared:
+        """Model inputs for `items` with `n_slots` slots appended; `role` matters only to
+        templates that format queries and candidates differently."""
         raise NotImplementedError
 
     def hidden_states(self, prepared: Prepared) -> torch.Tensor:
@@ -215,7 +217,7 @@ class TextBackbone(Backbone):
             text = f"{item.instruction} {text}".strip()
         return text
 
-    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
+    def prepare(self, items: Sequence[Item], n_slots: int = 0, role: str | None = None) -> Prepared:
         # The text gets the same token budget with or without slots (a fair comparison across
         # families); the slots come on top, within the model's position limit.
         budget = min(self.max_length, self.max_positions - n_slots)
@@ -245,9 +247,40 @@ class TextBackbone(Backbone):
         )
 
 
+# The released MetaEmbed processors' prompts (colpali_engine/models/qwen2_5/lastqwen2_5/
+# mm_processing_lastqwen2_5.py and colqwen2_5/mm_processing_colqwen2_5.py of
+# github.com/facebookresearch/MetaEmbed): (text, image, image and text), `{prefix}` being
+# "Query: " on queries and nothing on candidates.
+_VISION = "<|vision_start|><|image_pad|><|vision_end|>"
+_FULL_PROMPTS = (
+    "<|im_start|>user\n{prefix}{text}Summarize above sentences in one word.<|im_end|><|endoftext|>",
+    f"<|im_start|>user\n{_VISION}{{prefix}}Summarize the above image in one word.<|im_end|><|endoftext|>",
+    f"<|im_start|>user\n{_VISION}{{prefix}}{{text}}Summarize the above image and sentences in one word.<|im_end|><|endoftext|>",
+)
+_SIMPLE_PROMPTS = (
+    "<|im_start|>user\n{prefix}{text}<|im_end|><|endoftext|>",
+    f"<|im_start|>user\n{_VISION}{{prefix}}Describe the image.<|im_end|><|endoftext|>",
+    f"<|im_start|>user\n{_VISION}{{prefix}}{{text}}<|im_end|><|endoftext|>",
+)
+# template name -> (prompts, what follows every query): `metaembed` and `metaembed-simple` are
+# the LastQwen2_5 processor's two variants; `metaembed-7b` is the processor the released
+# training config (scripts/7b_mrl.yaml) trains and evaluates with: the simple prompts, and ten
+# `<|endoftext|>` and a newline after every query (ColPali's query augmentation).
+RELEASED_TEMPLATES: dict[str, tuple[tuple[str, str, str], str]] = {
+    "metaembed": (_FULL_PROMPTS, ""),
+    "metaembed-simple": (_SIMPLE_PROMPTS, ""),
+    "metaembed-7b": (_SIMPLE_PROMPTS, "<|endoftext|>" * 10 + "\n"),
+}
+RELEASED_QUERY_PREFIX = "Query: "
+RELEASED_MIN_EDGE = 28  # the released processors enlarge an image edge below this to it (bicubic)
+QWEN_TEMPLATES = ("chat", "raw", *RELEASED_TEMPLATES)
+
+
 class QwenVLBackbone(Backbone):
     """Qwen2-VL / Qwen2.5-VL: chat-formatted text with the image placed at MMEB's `<|image_1|>`
     placeholder (or before the text), left padding, visual tokens bounded by `max_visual_tokens`.
+    The `metaembed*` templates format inputs as the released MetaEmbed processors do instead
+    (the image first, the placeholder removed, "Query: " before a query's text).
 
     Inputs are built from the tokenizer and the image processor directly (each `<|image_pad|>`
     expanded to the image's number of merged patches), which needs no video processor and so no
@@ -273,8 +306,10 @@ class QwenVLBackbone(Backbone):
     ):
         from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
-        if template not in ("chat", "raw"):
-            raise UsageError(f"template must be chat or raw, got {template!r}")
+        if template not in QWEN_TEMPLATES:
+            raise UsageError(
+                f"template must be one of {', '.join(QWEN_TEMPLATES)}, got {template!r}"
+            )
         self.name, self.revision = name, revision
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -317,7 +352,9 @@ class QwenVLBackbone(Backbone):
             if getattr(ip, attribute, None) is not None:
                 setattr(ip, attribute, getattr(self, attribute))
 
-    def text_of(self, item: Item) -> str:
+    def text_of(self, item: Item, role: str | None = None) -> str:
+        if self.template in RELEASED_TEMPLATES:
+            return released_prompt(item, role, self.template)
         text = item.text or ""
         if item.image is not None:
             text = (
@@ -333,9 +370,11 @@ class QwenVLBackbone(Backbone):
             return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
         return text
 
-    def prepare(self, items: Sequence[Item], n_slots: int = 0) -> Prepared:
-        texts = [self.text_of(i) for i in items]
+    def prepare(self, items: Sequence[Item], n_slots: int = 0, role: str | None = None) -> Prepared:
+        texts = [self.text_of(i, role) for i in items]
         images = [bound_image(i.open_image()) for i in items if i.image is not None]
+        if self.template in RELEASED_TEMPLATES:
+            images = [_min_edges(image, RELEASED_MIN_EDGE) for image in images]
         inputs: dict[str, torch.Tensor] = {}
         if images:
             vision = self.image_processor(images=images, return_tensors="pt")
@@ -365,6 +404,35 @@ class QwenVLBackbone(Backbone):
             mask.to(self.device),
             slots.to(self.device) if slots is not None else None,
         )
+
+
+def released_prompt(item: Item, role: str | None, template: str) -> str:
+    """The string a released MetaEmbed processor builds for `item`: MMEB's `<|image_1|>`
+    placeholder (and the newline after it) removed, an instruction on the line before the text."""
+    (text_only, image_only, both), query_suffix = RELEASED_TEMPLATES[template]
+    prefix = RELEASED_QUERY_PREFIX if role == "query" else ""
+    text = item.text
+    if text is not None:
+        text = text.replace(IMAGE_PLACEHOLDER + "\n", "").replace(IMAGE_PLACEHOLDER, "")
+    if item.instruction:
+        text = item.instruction if text is None else f"{item.instruction}\n{text}"
+    if item.image is None:
+        prompt = text_only.format(prefix=prefix, text=text or "")
+    elif text is None:
+        prompt = image_only.format(prefix=prefix)
+    else:
+        prompt = both.format(prefix=prefix, text=text)
+    return prompt + (query_suffix if role == "query" else "")
+
+
+def _min_edges(image, edge: int):
+    """An image with an edge shorter than `edge` enlarged to it on that side (bicubic)."""
+    w, h = image.size
+    if w >= edge and h >= edge:
+        return image
+    from PIL import Image
+
+    return image.resize((max(w, edge), max(h, edge)), Image.BICUBIC)
 
 
 def _expand_pads(text: str, pad: str, counts) -> str:

@@ -3,10 +3,17 @@ L2-normalised, are the multi-vector embedding (arXiv 2509.18095).
 
 Layout as in the paper: the input, then the query slots, then the candidate slots. A query's
 embedding is the states at the query slots, a candidate's at the candidate slots. The slots are
-placeholder tokens whose input embeddings are overwritten by the meta-token table, so images,
-positions and attention masks work as for any text token. With a causal backbone the query
-slots cannot see the candidate slots, so queries are encoded with the query slots alone (the
-same vectors, less compute); bidirectional backbones always get both.
+placeholder tokens whose input embeddings are overwritten by the meta-token table, so images
+and positions work as for any text token.
+
+Information flow (`attention=`): on a causal backbone the layout alone means the input never
+sees a slot, query slots never see candidate slots and slot i sees only the slots before it.
+A bidirectional backbone (BERT-style) gets the same flow by default through a 4-D attention
+mask (`attention=paper`): text attends to text only, each slot to the text and to the slots up
+to itself. `attention=full` lets every token attend to every token (the released code's
+`use_bidirectional_attention` counterpart, and how checkpoints of this project's format 1
+were trained). Whenever query slots cannot see candidate slots, queries are encoded with the
+query slots alone (the same vectors, less compute).
 
 Matryoshka (MMR) training makes every prefix useful, so budgets are prefixes (nested).
 """
@@ -30,6 +37,8 @@ from harness.protocol import Item, Role
 
 log = logging.getLogger(__name__)
 
+ATTENTION = ("paper", "full")
+
 
 class MetaEmbed(BackboneEncoder):
     family = "metaembed"
@@ -46,11 +55,20 @@ class MetaEmbed(BackboneEncoder):
         projection_dim: int | None = None,
         name: str = "metaembed",
         seed: int = 0,
+        attention: str = "paper",
         args: dict[str, Any] | None = None,
     ):
         super().__init__(backbone, name=name, args=args or {})
         if query_tokens < 1 or candidate_tokens < 1:
             raise UsageError("query_tokens and candidate_tokens must be positive")
+        if attention not in ATTENTION:
+            raise UsageError(f"attention= must be one of {', '.join(ATTENTION)}, got {attention!r}")
+        if attention == "full" and backbone.causal:
+            raise UsageError(
+                f"attention=full applies to bidirectional backbones; {backbone.name} is causal, "
+                "where the layout alone gives the paper's flow (use attention=paper)"
+            )
+        self.attention = attention
         self.query_tokens, self.candidate_tokens = int(query_tokens), int(candidate_tokens)
         hidden = backbone.hidden_size
         table = backbone.input_embeddings().weight.detach().float()
@@ -100,16 +118,33 @@ class MetaEmbed(BackboneEncoder):
     def _layout(self, role: Role) -> tuple[torch.Tensor, slice]:
         """Slot ids appended for this role, and which of them carry the embedding."""
         q, c = self.query_tokens, self.candidate_tokens
-        if role == "query" and self.backbone.causal:
+        if role == "query" and self.attention == "paper":
             return torch.arange(q), slice(0, q)
         return torch.arange(q + c), (slice(0, q) if role == "query" else slice(q, q + c))
+
+    def _paper_mask(self, prepared) -> torch.Tensor:
+        """Additive [B, 1, T, T] mask of the causal layout's flow on a bidirectional backbone:
+        a token attends to the real text tokens, and a slot also to the slots up to itself."""
+        mask, slots = prepared.attention_mask.bool(), prepared.slot_positions
+        batch, width = mask.shape
+        rows = torch.arange(batch, device=mask.device)[:, None]
+        order = torch.full((batch, width), -1, dtype=torch.long, device=mask.device)
+        order[rows, slots] = torch.arange(slots.shape[1], device=mask.device)
+        text = mask & (order < 0)  # [B, T] keys every token may see
+        earlier = (order[:, None, :] >= 0) & (order[:, None, :] <= order[:, :, None])
+        allowed = text[:, None, :] | (earlier & (order[:, :, None] >= 0))
+        dtype = self.backbone.dtype
+        additive = torch.zeros(allowed.shape, dtype=dtype, device=mask.device)
+        return additive.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
     # ---------------------------------------------------------------- encoding
     def embed(
         self, items: Sequence[Item], role: Role, num_vectors: int | None = None
     ) -> MultiVectors:
         slot_ids, take = self._layout(role)
-        prepared = self.backbone.prepare(items, n_slots=len(slot_ids))
+        prepared = self.backbone.prepare(items, n_slots=len(slot_ids), role=role)
+        if self.attention == "paper" and not self.backbone.causal:
+            prepared.inputs["attention_mask"] = self._paper_mask(prepared)
         with self._slots(prepared.slot_positions, slot_ids.to(self.meta_tokens.device)):
             hidden = self.backbone.hidden_states(prepared)
         states = gather_rows(hidden, prepared.slot_positions[:, take])
@@ -141,8 +176,10 @@ class MetaEmbed(BackboneEncoder):
 
     def preprocessing(self) -> str:
         extra = getattr(self.backbone, "template", "")
+        flow = "" if self.attention == "full" or self.backbone.causal else "|attention=paper"
         return (
             f"metaembed-v1|{self.backbone.kind}|{extra}|{getattr(self.backbone, 'max_pixels', '')}"
+            f"{flow}"
         )
 
     def checkpoint_config(self) -> dict[str, Any]:
@@ -150,6 +187,7 @@ class MetaEmbed(BackboneEncoder):
             "query_tokens": self.query_tokens,
             "candidate_tokens": self.candidate_tokens,
             "projection_dim": self.projection.out_features if self.projection is not None else None,
+            "attention": self.attention,
         }
 
 
@@ -165,10 +203,14 @@ def load_metaembed(
     device: str | None = None,
     dtype: str | None = None,
     seed: int = 0,
+    attention: str | None = None,
     **backbone_options: Any,
 ) -> MetaEmbed:
     """`metaembed` in the registry: a backbone plus a checkpoint of meta tokens (and projection,
-    adapters). Without a checkpoint the meta tokens are freshly initialised (untrained)."""
+    adapters). Without a checkpoint the meta tokens are freshly initialised (untrained).
+
+    `attention` defaults to what the checkpoint was trained with: its config says, and a config
+    without the field (format 1) was trained with full attention on bidirectional backbones."""
     config = read_checkpoint(checkpoint, MetaEmbed.config_file) if checkpoint is not None else {}
     for key, given in (
         ("query_tokens", query_tokens),
@@ -188,10 +230,20 @@ def load_metaembed(
         dtype=dtype,
         **backbone_options,
     )
+    trained_with = config.get("attention", "paper" if bb.causal else "full") if config else None
+    if attention is not None and trained_with is not None and attention != trained_with:
+        log.warning(
+            "%s was trained with attention=%s; encoding with attention=%s as asked",
+            checkpoint,
+            trained_with,
+            attention,
+        )
+    attention = attention or trained_with or "paper"
     args = {
         "backbone": bb.name,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "dtype": dtype,
+        "attention": attention,
         **backbone_options,
     }
     model = MetaEmbed(
@@ -201,6 +253,7 @@ def load_metaembed(
         projection_dim=config.get("projection_dim", projection_dim),
         name=name or config.get("name") or "metaembed",
         seed=seed,
+        attention=attention,
         args=args,
     )
     if checkpoint is not None:

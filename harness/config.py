@@ -180,6 +180,8 @@ class RunConfig:
 
 DEFAULT_TEMPERATURE = 0.03  # InfoNCE temperature, the MetaEmbed recipe's
 OBJECTIVES = ("mmr", "nommr")
+NEGATIVES = ("own", "batch")
+GROUP_REDUCTIONS = ("mean", "sum")
 TUNES = ("lora", "full", "frozen")
 SCHEDULES = ("linear", "cosine", "constant")
 STATE_DIR = "state"  # in a checkpoint folder: what resuming needs
@@ -248,10 +250,31 @@ class TrainConfig:
         help="mmr (one loss per nested group) | nommr (largest group only)",
     )
     groups: str | None = option(  # the default for MetaEmbed: 1x1,2x4,4x8,8x16,16x64
-        None, flag="--groups", help="nested groups, e.g. 1x1,2x4,4x8,8x16,16x64"
+        None,
+        flag="--groups",
+        help="nested groups with optional weights: 1x1,2x4,4x8,8x16,16x64 | 1x1=2,16x64 | "
+        "[[1,1,1.0],[16,64,1.0]] (the released mrl_groups)",
     )
     hard_negatives: bool = option(
         True, flag="--no-hard-negatives", invert=True, help="use in-batch negatives only"
+    )
+    negatives: str = option(
+        "own",
+        flag="--negatives",
+        help="own: a query's softmax holds every in-batch positive and its own hard negative "
+        "(the released loss) | batch: every hard negative of the batch too",
+    )
+    group_reduction: str = option(
+        "mean",
+        flag="--group-reduction",
+        help="mean: weighted sum of the group terms over their number (the released loss) | sum",
+    )
+    skip_copies: bool = option(
+        False,
+        flag="--skip-copies",
+        switch=True,
+        help="leave other copies of a query's positive (same content) out of its softmax; "
+        "the released loss counts them as negatives",
     )
     tune: str = option("lora", flag="--tune", help="lora | full | frozen")
     lora_r: int = option(32, flag="--lora-r", type=int, help="LoRA rank (32)")
@@ -269,6 +292,20 @@ class TrainConfig:
     )
     save_every: int = option(  # 0: only at the end
         0, flag="--save-every", type=int, help="save a resumable checkpoint every N steps"
+    )
+    eval_every: int = option(  # 0: no evaluation while training
+        0,
+        flag="--eval-every",
+        type=int,
+        help="evaluate on --eval-tasks at step 0 and every N steps (dev_scores.jsonl, dev_curve.png)",
+    )
+    eval_tasks: str = option(
+        "libdocs-dev",
+        flag="--eval-tasks",
+        help="tasks evaluated by --eval-every (default libdocs-dev)",
+    )
+    eval_budgets: str | None = option(
+        None, flag="--eval-budgets", help="budgets evaluated by --eval-every (default: the model's)"
     )
     run_steps: int | None = option(
         None,
@@ -290,6 +327,8 @@ class TrainConfig:
     def validate(self) -> None:
         for name, value, allowed in (
             ("objective", self.objective, OBJECTIVES),
+            ("negatives", self.negatives, NEGATIVES),
+            ("group-reduction", self.group_reduction, GROUP_REDUCTIONS),
             ("tune", self.tune, TUNES),
             ("schedule", self.schedule, SCHEDULES),
         ):
@@ -298,6 +337,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be positive")
+        if self.eval_every < 0:
+            raise UsageError("--eval-every must be 0 (no evaluation) or positive")
         if self.epochs is not None and self.epochs <= 0:
             raise UsageError("--epochs must be positive")
         if self.batch_size % self.grad_accum:

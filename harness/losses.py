@@ -1,14 +1,18 @@
 """Training objectives on prefix-sliced MaxSim scores (pure functions of embeddings).
 
-Matryoshka Multi-Vector Retrieval (MMR): one InfoNCE term per nested group (r_q, r_c), each on
-the MaxSim scores of the first r_q query and first r_c candidate vectors, temperature 0.03,
-in-batch negatives (every other query's positive, gathered across ranks) plus each query's own
-hard negative, equal weights. NoMMR keeps only the largest group; a single-vector model is the
-(1, 1) case and a naive multi-vector model its own (K_q, K_c).
+Matryoshka Multi-Vector Retrieval (MMR) as the released `ColbertInBatchNegativeLoss` computes
+it (colpali_engine/loss/late_interaction_losses.py of github.com/facebookresearch/MetaEmbed,
+configured by its scripts/7b_mrl.yaml): one InfoNCE term per group [r_q, r_c, weight], each on
+the MaxSim scores of the first r_q query and first r_c candidate vectors, temperature 0.03, no
+score normalisation. A query's softmax holds every in-batch positive (gathered across ranks)
+and its own hard negative, not the other queries' hard negatives; the total is the weighted sum
+of the terms divided by the number of groups. NoMMR keeps only the largest group; a
+single-vector model is the (1, 1) case and a naive multi-vector model its own (K_q, K_c).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import torch
@@ -18,34 +22,55 @@ from harness.config import DEFAULT_TEMPERATURE
 from harness.errors import UsageError
 from harness.scoring import maxsim
 
-DEFAULT_GROUPS: tuple[tuple[int, int], ...] = tuple(
-    (b.query, b.candidate) for b in METAEMBED_BUDGETS
-)
+Group = tuple[int, int, float]  # (r_q, r_c, weight), the released `mrl_groups` entry
+DEFAULT_GROUPS: tuple[Group, ...] = tuple((b.query, b.candidate, 1.0) for b in METAEMBED_BUDGETS)
+REDUCTIONS = ("mean", "sum")
 
 
 def parse_groups(
-    text: str | Sequence[tuple[int, int]] | None, max_query: int | None, max_candidate: int | None
-) -> list[tuple[int, int]]:
-    """Groups must be strictly increasing on both sides and fit the model's slot counts."""
+    text: str | Sequence[Sequence[float]] | None,
+    max_query: int | None,
+    max_candidate: int | None,
+) -> list[Group]:
+    """Training groups with their weights: `1x1,2x4` (weight 1 each), `1x1=2,16x64=0.5`, or
+    the released config's list `[[1, 1, 1.0], [2, 4, 1.0]]`. Groups must be strictly increasing
+    on both sides and fit the model's slot counts; weights must be positive."""
     if text is None:
         groups = list(DEFAULT_GROUPS)
+    elif isinstance(text, str) and text.strip().startswith("["):
+        try:
+            groups = [_group(entry) for entry in json.loads(text)]
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"--groups {text!r} is not a list of [r_q, r_c, weight] entries: {exc}"
+            ) from None
     elif isinstance(text, str):
         groups = []
         for part in text.split(","):
-            budget = Budget.parse(part)
+            counts, _, weight = part.strip().partition("=")
+            budget = Budget.parse(counts)
             if budget.query is None or budget.candidate is None:
                 raise UsageError(f"training group {part!r} needs explicit counts, e.g. 16x64")
-            groups.append((budget.query, budget.candidate))
+            try:
+                value = float(weight) if weight else 1.0
+            except ValueError:
+                raise UsageError(
+                    f"training group {part!r}: weight {weight!r} is not a number"
+                ) from None
+            groups.append((budget.query, budget.candidate, value))
     else:
-        groups = [tuple(g) for g in text]
+        groups = [_group(g) for g in text]
     if not groups:
         raise UsageError("no training groups given")
-    for (q0, c0), (q1, c1) in zip(groups, groups[1:], strict=False):
+    for q, c, w in groups:
+        if not (w > 0 and w != float("inf")):
+            raise UsageError(f"training group {q}x{c} has weight {w}; weights must be positive")
+    for (q0, c0, _), (q1, c1, _) in zip(groups, groups[1:], strict=False):
         if not (q1 > q0 and c1 > c0):
             raise UsageError(
                 f"training groups must be strictly increasing on both sides: {q0}x{c0} then {q1}x{c1}"
             )
-    q, c = groups[-1]
+    q, c, _ = groups[-1]
     if (max_query is not None and q > max_query) or (
         max_candidate is not None and c > max_candidate
     ):
@@ -53,6 +78,19 @@ def parse_groups(
             f"training group {q}x{c} exceeds the model's {max_query} query / {max_candidate} candidate vectors"
         )
     return groups
+
+
+def _group(entry: Sequence[float]) -> Group:
+    """One [r_q, r_c] or [r_q, r_c, weight] entry."""
+    if not isinstance(entry, list | tuple) or len(entry) not in (2, 3):
+        raise UsageError(f"training group {entry!r} must be [r_q, r_c] or [r_q, r_c, weight]")
+    q, c = entry[0], entry[1]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (q, c)):
+        raise UsageError(f"training group {list(entry)!r} needs positive whole counts")
+    weight = entry[2] if len(entry) == 3 else 1.0
+    if not isinstance(weight, int | float) or isinstance(weight, bool):
+        raise UsageError(f"training group {list(entry)!r}: weight is not a number")
+    return (int(q), int(c), float(weight))
 
 
 def info_nce(
@@ -68,20 +106,27 @@ def mmr_loss(
     c_vectors: torch.Tensor,
     c_lengths: torch.Tensor,
     targets: torch.Tensor,
-    groups: Sequence[tuple[int, int]] = DEFAULT_GROUPS,
+    groups: Sequence[Sequence[float]] = DEFAULT_GROUPS,
     temperature: float = DEFAULT_TEMPERATURE,
-    weights: Sequence[float] | None = None,
     exclude: torch.Tensor | None = None,
+    reduction: str = "mean",
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Sum over groups of weight x InfoNCE on MaxSim of the prefixes; also each group's term.
+    """Weighted sum over groups of InfoNCE on MaxSim of the prefixes, divided by the number of
+    groups (`reduction="mean"`, the released loss) or not (`"sum"`); also each group's term.
 
     queries [B, n, D]; candidates [M, s, D] (positives, hard negatives, other ranks' items);
-    targets [B]: the column of each query's positive; exclude [B, M]: columns that are not
-    negatives for that row (another copy of its positive), left out of the softmax.
+    targets [B]: the column of each query's positive; groups: (r_q, r_c[, weight]);
+    exclude [B, M]: columns left out of that row's softmax (other queries' hard negatives,
+    under the released loss).
     """
-    weights = [1.0] * len(groups) if weights is None else list(weights)
+    if reduction not in REDUCTIONS:
+        raise UsageError(
+            f"group reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}"
+        )
+    weights = [float(g[2]) if len(g) > 2 else 1.0 for g in groups]
     terms = []
-    for rq, rc in groups:
+    for group in groups:
+        rq, rc = int(group[0]), int(group[1])
         scores = maxsim(
             q_vectors[:, :rq], q_lengths.clamp(max=rq), c_vectors[:, :rc], c_lengths.clamp(max=rc)
         )
@@ -89,6 +134,8 @@ def mmr_loss(
             scores = scores.masked_fill(exclude, float("-inf"))
         terms.append(info_nce(scores, targets, temperature))
     total = sum(w * t for w, t in zip(weights, terms, strict=True))
+    if reduction == "mean":
+        total = total / len(groups)
     return total, terms
 
 

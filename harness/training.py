@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from harness import distributed
+from harness import distributed, train_eval
 from harness.config import LOG_FILE, STATE_DIR, TrainConfig, resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.losses import gather_candidates, mmr_loss, parse_groups
@@ -47,7 +47,7 @@ LORA_TARGETS = {
 }
 
 
-def _groups_for(encoder, config: TrainConfig) -> list[tuple[int, int]]:
+def _groups_for(encoder, config: TrainConfig) -> list[tuple[int, int, float]]:
     family = encoder.card.family
     q, c = encoder.card.query_vectors, encoder.card.candidate_vectors
     if family == "metaembed":
@@ -56,8 +56,8 @@ def _groups_for(encoder, config: TrainConfig) -> list[tuple[int, int]]:
     if config.groups is not None:
         raise UsageError(f"--groups applies to MetaEmbed models only, not to family {family!r}")
     if family == "colbert":
-        return [(10**9, 10**9)]  # every token
-    return [(q, c)]  # single-vector (1, 1); naive multi-vector its full (K_q, K_c)
+        return [(10**9, 10**9, 1.0)]  # every token
+    return [(q, c, 1.0)]  # single-vector (1, 1); naive multi-vector its full (K_q, K_c)
 
 
 def _setup_trainable(
@@ -155,22 +155,18 @@ def _split(items: list, parts: int) -> list[list]:
 def _micro_loss(encoder, examples: list[Example], groups, config: TrainConfig):
     queries = [e.query for e in examples]
     candidates = [e.positive for e in examples]
+    # owner[j]: the example whose hard negative candidate j is (-1 for positives)
+    owner = [-1] * len(examples)
     if config.hard_negatives:
-        candidates += [e.negative for e in examples if e.negative is not None]
+        for i, e in enumerate(examples):
+            if e.negative is not None:
+                candidates.append(e.negative)
+                owner.append(i)
     q = _role_vectors(encoder, queries, "query", groups)
     c = _role_vectors(encoder, candidates, "candidate", groups)
     c_vectors, c_lengths, offset = gather_candidates(c.vectors, c.lengths)
     targets = torch.arange(len(examples), device=q.vectors.device) + offset
-    # Another copy of a query's positive (same content) is not a negative for it.
-    keys = [x.content_hash for x in candidates]
-    all_keys = _gather_keys(keys)
-    exclude = torch.tensor(
-        [
-            [k == e.positive.content_hash and j != offset + i for j, k in enumerate(all_keys)]
-            for i, e in enumerate(examples)
-        ],
-        device=q.vectors.device,
-    )
+    exclude = _excluded(examples, candidates, owner, offset, config)
     return mmr_loss(
         q.vectors,
         q.lengths,
@@ -179,18 +175,36 @@ def _micro_loss(encoder, examples: list[Example], groups, config: TrainConfig):
         targets,
         groups,
         config.temperature,
-        exclude=exclude if exclude.any() else None,
+        exclude=exclude.to(q.vectors.device) if exclude.any() else None,
+        reduction=config.group_reduction,
     )
 
 
-def _gather_keys(keys: list[str]) -> list[str]:
+def _excluded(examples, candidates, owner, offset, config: TrainConfig) -> torch.Tensor:
+    """[B, M] columns left out of each query's softmax over the gathered candidates: under
+    `--negatives own`, the hard negatives of every other query (on any rank); under
+    `--skip-copies`, other copies of the query's own positive."""
+    keys = _gather([(x.content_hash, o) for x, o in zip(candidates, owner, strict=True)])
+    rank_of = _gather([offset] * len(candidates))  # each column's rank, by its offset
+    exclude = torch.zeros((len(examples), len(keys)), dtype=torch.bool)
+    for i, e in enumerate(examples):
+        for j, ((key, own), at) in enumerate(zip(keys, rank_of, strict=True)):
+            if config.negatives == "own" and own >= 0 and (at != offset or own != i):
+                exclude[i, j] = True
+            if config.skip_copies and key == e.positive.content_hash and j != offset + i:
+                exclude[i, j] = True
+    return exclude
+
+
+def _gather(values: list) -> list:
+    """Every rank's list, concatenated in rank order (the candidates' gathered order)."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return keys
-    out: list[list[str]] = [[] for _ in range(dist.get_world_size())]
-    dist.all_gather_object(out, keys)
-    return [k for part in out for k in part]
+        return values
+    out: list[list] = [[] for _ in range(dist.get_world_size())]
+    dist.all_gather_object(out, values)
+    return [v for part in out for v in part]
 
 
 # ---------------------------------------------------------------- state
@@ -297,7 +311,7 @@ class _Job:
     """A training run's moving parts, set up once."""
 
     encoder: Any
-    groups: list[tuple[int, int]]
+    groups: list[tuple[int, int, float]]
     sampler: MixtureSampler
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -334,11 +348,17 @@ def train(config: TrainConfig) -> Path:
         initial=start,
         total=config.steps,
     )
+    if rank == 0 and start == 0 and train_eval.due(0, config.eval_every):
+        began += train_eval.evaluate_step(job.encoder, 0, config, output)
     for step in bar:
         total, terms = _step(job, step, config)
         if rank == 0:
             _log_step(output, step, total, terms, job, time.perf_counter() - began)
             bar.set_postfix(loss=f"{total:.4f}")
+            if train_eval.due(step + 1, config.eval_every):
+                # before the state is saved: a kill in between reruns the steps and this
+                # evaluation finds its result files rather than being skipped
+                began += train_eval.evaluate_step(job.encoder, step + 1, config, output)
         due = config.save_every and (step + 1) % config.save_every == 0
         if due and step + 1 < config.steps and rank == 0:
             _save_state(
@@ -370,6 +390,12 @@ def _set_up(config: TrainConfig) -> _Job:
             f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"
         )
     groups = _groups_for(encoder, config)
+    if config.eval_every:  # unknown tasks or budgets fail now, not after the first steps
+        from harness.budgets import parse_budgets
+        from harness.registry import get_tasks
+
+        get_tasks([t.strip() for t in config.eval_tasks.split(",") if t.strip()])
+        parse_budgets(config.eval_budgets)
     sources = [
         (name, weight, load_source(name, config.data_dir))
         for name, weight in parse_mixture(config.data)
@@ -465,7 +491,7 @@ def _log_step(
         "loss": total,
         "groups": {
             f"{q}x{c}" if q < 10**9 else "all": t
-            for (q, c), t in zip(job.groups, terms, strict=True)
+            for (q, c, _), t in zip(job.groups, terms, strict=True)
         },
         "lr": job.scheduler.get_last_lr()[-1],
         "seconds": seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -94,6 +96,63 @@ def test_checkpoint_round_trip_and_mismatch_errors(tmp_path, backbone):
         load_metaembed(checkpoint=str(tmp_path / "ckpt"), query_tokens=16, ocr="none")
     with pytest.raises(HarnessError, match="missing metaembed_config.json"):
         load_metaembed(checkpoint=str(tmp_path / "nowhere"))
+
+
+def _slot_states(model, items, n_slots):
+    """Last-layer states at every position with `n_slots` slots appended (paper mask)."""
+    prepared = model.backbone.prepare(items, n_slots=n_slots)
+    if n_slots:
+        prepared.inputs["attention_mask"] = model._paper_mask(prepared)
+        with model._slots(prepared.slot_positions, torch.arange(n_slots)):
+            return prepared, model.backbone.hidden_states(prepared)
+    return prepared, model.backbone.hidden_states(prepared)
+
+
+def test_paper_attention_leaves_the_text_states_as_without_slots(metaembed):
+    metaembed.eval()
+    with torch.no_grad():
+        bare, plain = _slot_states(metaembed, ITEMS, 0)
+        _, slotted = _slot_states(metaembed, ITEMS, 80)
+    for b in range(len(ITEMS)):
+        n = int(bare.attention_mask[b].sum())
+        torch.testing.assert_close(slotted[b, :n], plain[b, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_a_querys_first_k_vectors_do_not_depend_on_later_slots(metaembed, backbone):
+    four = MetaEmbed(backbone, query_tokens=4, candidate_tokens=64, name="k4", args={})
+    with torch.no_grad():
+        four.meta_tokens[:4] = metaembed.meta_tokens[:4]
+    full = metaembed.encode(ITEMS, role="query").vectors
+    torch.testing.assert_close(four.encode(ITEMS, role="query").vectors, full[:, :4])
+
+
+def test_a_query_with_its_slots_alone_equals_the_full_layout(metaembed):
+    metaembed.eval()
+    with torch.no_grad():
+        prepared, states = _slot_states(metaembed, ITEMS, 80)
+    rows = torch.arange(len(ITEMS))[:, None]
+    full = torch.nn.functional.normalize(states[rows, prepared.slot_positions[:, :16]], dim=-1)
+    alone = metaembed.encode(ITEMS, role="query").vectors
+    torch.testing.assert_close(alone, full, atol=1e-5, rtol=1e-5)
+
+
+def test_full_attention_is_an_option_and_format_1_checkpoints_keep_it(tmp_path, backbone):
+    paper = MetaEmbed(backbone, name="p", args={})
+    full = MetaEmbed(backbone, name="f", args={}, attention="full")
+    assert paper.card.preprocessing != full.card.preprocessing  # the cache tells them apart
+    q_paper = paper.encode(ITEMS, role="query").vectors
+    assert (full.encode(ITEMS, role="query").vectors - q_paper).abs().max() > 1e-3
+    full.save_pretrained(tmp_path / "new")
+    assert load_metaembed(checkpoint=str(tmp_path / "new"), ocr="none").attention == "full"
+    config = tmp_path / "new" / "metaembed_config.json"
+    values = json.loads(config.read_text())
+    del values["attention"]  # as written before the option existed
+    config.write_text(json.dumps(values))
+    old = load_metaembed(checkpoint=str(tmp_path / "new"), ocr="none")
+    assert old.attention == "full" and old.card.args["attention"] == "full"
+    asked = load_metaembed(checkpoint=str(tmp_path / "new"), attention="paper", ocr="none")
+    torch.testing.assert_close(asked.encode(ITEMS, role="query").vectors, q_paper.to(torch.float32))
+    assert load_metaembed(backbone=MINILM, ocr="none").attention == "paper"
 
 
 def test_single_mean_matches_sentence_transformers(backbone):

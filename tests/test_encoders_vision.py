@@ -304,3 +304,64 @@ def test_hand_built_qwen_inputs_equal_the_official_processor(tiny_models, varian
         assert torch.equal(ours[key].cpu(), theirs[key]), key
     torch.testing.assert_close(ours["pixel_values"].float().cpu(), theirs["pixel_values"].float())
     assert len({tuple(g) for g in theirs["image_grid_thw"].tolist()}) >= 5  # distinct grids
+
+
+# The released MetaEmbed processors' strings, written out (mm_processing_lastqwen2_5.py: full
+# and simple variants; mm_processing_colqwen2_5.py with use_simple_prompt, as the released
+# training config scripts/7b_mrl.yaml uses it: ten <|endoftext|> and a newline after a query).
+V = "<|vision_start|><|image_pad|><|vision_end|>"
+RELEASED = {
+    "metaembed": (
+        "<|im_start|>user\n{p}{t}Summarize above sentences in one word.<|im_end|><|endoftext|>",
+        "<|im_start|>user\n"
+        + V
+        + "{p}Summarize the above image in one word.<|im_end|><|endoftext|>",
+        "<|im_start|>user\n"
+        + V
+        + "{p}{t}Summarize the above image and sentences in one word.<|im_end|><|endoftext|>",
+        "",
+    ),
+    "metaembed-simple": (
+        "<|im_start|>user\n{p}{t}<|im_end|><|endoftext|>",
+        "<|im_start|>user\n" + V + "{p}Describe the image.<|im_end|><|endoftext|>",
+        "<|im_start|>user\n" + V + "{p}{t}<|im_end|><|endoftext|>",
+        "",
+    ),
+    "metaembed-7b": (
+        "<|im_start|>user\n{p}{t}<|im_end|><|endoftext|>",
+        "<|im_start|>user\n" + V + "{p}Describe the image.<|im_end|><|endoftext|>",
+        "<|im_start|>user\n" + V + "{p}{t}<|im_end|><|endoftext|>",
+        "<|endoftext|>" * 10 + "\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("template", sorted(RELEASED))
+@pytest.mark.parametrize("role", ["query", "candidate"])
+def test_released_templates_tokenize_as_the_released_strings(tiny_models, template, role):
+    backbone = QwenVLBackbone(str(tiny_models["qwen2_5_vl"]), template=template)
+    official = _official_qwen_processor("qwen2_5_vl", backbone)
+    text_only, image_only, both, query_suffix = RELEASED[template]
+    prefix, suffix = ("Query: ", query_suffix) if role == "query" else ("", "")
+    items = [
+        Item("t", "a short text query about cats"),
+        Item("i", None, image=png((200, 10, 10), (84, 56))),
+        # MMEB's layout: the placeholder and its newline lead the text
+        Item("b", f"{IMAGE_PLACEHOLDER}\nRepresent the given image.", image=png((1, 2, 3))),
+        Item("s", "tiny", image=png((9, 9, 9), (20, 12))),  # below the 28-pixel edge
+    ]
+    strings = [
+        text_only.format(p=prefix, t="a short text query about cats") + suffix,
+        image_only.format(p=prefix) + suffix,
+        both.format(p=prefix, t="Represent the given image.") + suffix,
+        both.format(p=prefix, t="tiny") + suffix,
+    ]
+    assert [backbone.text_of(i, role) for i in items] == strings
+    images = [Image.open(io.BytesIO(i.image)).convert("RGB") for i in items[1:]]
+    images[-1] = images[-1].resize((28, 28), Image.BICUBIC)  # the released processors' filter
+    theirs = official(images=images, text=strings, padding=True, return_tensors="pt")
+    ours = backbone.prepare(items, role=role).inputs
+    assert backbone.tokenizer.padding_side == "left"
+    for key in ("input_ids", "attention_mask", "image_grid_thw"):
+        assert torch.equal(ours[key].cpu(), theirs[key]), key
+    torch.testing.assert_close(ours["pixel_values"].float().cpu(), theirs["pixel_values"].float())

@@ -17,17 +17,20 @@ from safetensors.torch import load_file
 import harness
 from harness.errors import UsageError
 from harness.losses import mmr_loss, parse_groups
+from harness.multivectors import MultiVectors
+from harness.protocol import Item
 from harness.training import TrainConfig, read_log, train
 
 TESTS = Path(__file__).parent
 METAEMBED_MINI = TESTS.parent / "baselines" / "checkpoints" / "metaembed-mini"
 
 
-def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=None):
-    """Per-pair loops: MaxSim as a sum of maxima, then -log softmax of the target column."""
+def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=None, mean=True):
+    """Per-pair loops: MaxSim as a sum of maxima, then -log softmax of the target column;
+    the weighted sum over groups, divided by their number (the released reduction) or not."""
     total = 0.0
     terms = []
-    for rq, rc in groups:
+    for rq, rc, weight in groups:
         term = 0.0
         for i in range(q.shape[0]):
             row = []
@@ -43,8 +46,8 @@ def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=Non
             log_z = torch.logsumexp(torch.stack([s for _, s in row]), dim=0)
             term = term + (log_z - dict(row)[int(targets[i])])
         terms.append(term / q.shape[0])
-        total = total + terms[-1]
-    return total, terms
+        total = total + weight * terms[-1]
+    return (total / len(groups) if mean else total), terms
 
 
 def test_mmr_loss_and_gradients_match_the_reference():
@@ -55,21 +58,78 @@ def test_mmr_loss_and_gradients_match_the_reference():
     targets = torch.tensor([0, 1, 2])
     exclude = torch.zeros(3, 5, dtype=torch.bool)
     exclude[0, 3] = True  # a copy of query 0's positive
-    groups = [(1, 1), (2, 4), (4, 6)]
-    ours, our_terms = mmr_loss(q, q_len, c, c_len, targets, groups, 0.03, exclude=exclude)
-    ours.backward()
-    q_grad, c_grad = q.grad.clone(), c.grad.clone()
-    q.grad, c.grad = None, None
-    ref, ref_terms = reference_loss(q, q_len, c, c_len, targets, groups, 0.03, exclude)
-    ref.backward()
-    assert float(ours) == pytest.approx(float(ref), rel=1e-5)
-    assert [float(t) for t in our_terms] == pytest.approx([float(t) for t in ref_terms], rel=1e-5)
-    torch.testing.assert_close(q_grad, q.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(c_grad, c.grad, rtol=1e-4, atol=1e-5)
+    groups = [(1, 1, 1.0), (2, 4, 0.5), (4, 6, 2.0)]
+    for reduction in ("mean", "sum"):
+        q.grad, c.grad = None, None
+        ours, our_terms = mmr_loss(
+            q, q_len, c, c_len, targets, groups, 0.03, exclude=exclude, reduction=reduction
+        )
+        ours.backward()
+        q_grad, c_grad = q.grad.clone(), c.grad.clone()
+        q.grad, c.grad = None, None
+        ref, ref_terms = reference_loss(
+            q, q_len, c, c_len, targets, groups, 0.03, exclude, mean=reduction == "mean"
+        )
+        ref.backward()
+        assert float(ours) == pytest.approx(float(ref), rel=1e-5)
+        assert [float(t) for t in our_terms] == pytest.approx(
+            [float(t) for t in ref_terms], rel=1e-5
+        )
+        torch.testing.assert_close(q_grad, q.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(c_grad, c.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_the_released_loss_puts_only_each_querys_own_hard_negative_in_its_softmax():
+    """Row i of the released ColbertInBatchNegativeLoss: [every positive, own negative], the
+    groups' weighted terms summed and divided by their number. Written out for B = 3."""
+    from harness.train_data import Example
+    from harness.training import _micro_loss
+
+    g = torch.Generator().manual_seed(1)
+    table = torch.nn.functional.normalize(torch.randn(9, 2, 4, generator=g), dim=-1)
+    items = [Item(f"x{n}", f"text {n}") for n in range(9)]
+    vectors = {it.content_hash: table[n] for n, it in enumerate(items)}
+
+    class Lookup:  # an encoder whose vectors are a fixed table, for both roles
+        class card:
+            nested = True
+
+        def embed(self, batch, role, count=None):
+            v = torch.stack([vectors[it.content_hash] for it in batch])
+            return MultiVectors(v, torch.full((len(batch),), 2))
+
+    examples = [Example(items[i], items[3 + i], items[6 + i]) for i in range(3)]
+    groups = [(1, 1, 1.0), (2, 2, 3.0)]
+    for negatives in ("own", "batch"):
+        config = TrainConfig(negatives=negatives)
+        total, _ = _micro_loss(Lookup(), examples, groups, config)
+        expected = 0.0
+        for rq, rc, weight in groups:
+            term = 0.0
+            for i in range(3):
+                columns = [3, 4, 5] + ([6 + i] if negatives == "own" else [6, 7, 8])
+                scores = torch.tensor(
+                    [
+                        sum(
+                            max(float(table[i, a] @ table[j, b]) for b in range(rc))
+                            for a in range(rq)
+                        )
+                        for j in columns
+                    ]
+                )
+                term += float(torch.logsumexp(scores / 0.03, 0) - scores[i] / 0.03) / 3
+            expected += weight * term
+        assert float(total) == pytest.approx(expected / len(groups), rel=1e-5), negatives
 
 
 def test_groups_must_increase_and_fit_the_slots():
-    assert parse_groups("1x1,4x8", 16, 64) == [(1, 1), (4, 8)]
+    assert parse_groups("1x1,4x8", 16, 64) == [(1, 1, 1.0), (4, 8, 1.0)]
+    assert parse_groups("1x1=2,4x8=0.5", 16, 64) == [(1, 1, 2.0), (4, 8, 0.5)]
+    assert parse_groups("[[1, 1, 1.0], [16, 64, 0.25]]", 16, 64) == [(1, 1, 1.0), (16, 64, 0.25)]
+    with pytest.raises(UsageError, match="weights must be positive"):
+        parse_groups("1x1=0,4x8", 16, 64)
+    with pytest.raises(UsageError, match="r_q, r_c"):
+        parse_groups("[[1, 1, 1.0, 2]]", 16, 64)
     with pytest.raises(UsageError, match="strictly increasing"):
         parse_groups("1x1,1x4", 16, 64)
     with pytest.raises(UsageError, match="strictly increasing"):
@@ -89,7 +149,7 @@ def test_a_few_steps_strictly_reduce_the_loss(tiny_models, tmp_path):
         batch_size=8,
         warmup=0,
         schedule="constant",
-        own_lr=1e-2,
+        own_lr=3e-3,
         tune="frozen",
         progress=False,
     )
@@ -562,3 +622,58 @@ def test_an_adapter_that_does_not_fit_its_backbone_fails_loudly(tmp_path):
     )
     with pytest.raises(HarnessError, match="did not load into its backbone: 74 of 74"):
         harness.get_model("metaembed", {"checkpoint": str(ckpt), "ocr": "none"})
+
+
+def test_eval_every_writes_dev_scores_at_the_right_steps_and_resumes_without_repeating(
+    tiny_models, tmp_path
+):
+    from harness import train_eval
+
+    def config(**kw):
+        return TrainConfig(
+            model="metaembed",
+            model_args={"backbone": str(tiny_models["bert"]), "ocr": "none"},
+            data=f"jsonl:{_jsonl(tmp_path, 12)}",
+            output=str(tmp_path / "ckpt"),
+            steps=5,
+            batch_size=4,
+            warmup=0,
+            eval_every=2,
+            eval_tasks="toy_tasks:CORPUS",
+            eval_budgets="1x1,16x64",
+            save_every=1,
+            dropout=False,
+            progress=False,
+            **kw,
+        )
+
+    calls = []
+    original = train_eval._evaluate
+
+    def counting(encoder, step, *args):
+        calls.append((step, encoder.backbone.model.training))
+        return original(encoder, step, *args)
+
+    train_eval._evaluate = counting
+    try:
+        train(config(run_steps=3))  # evaluates at 0 and 2, stops after step 3
+        assert [s for s, _ in calls] == [0, 2]
+        rows = train_eval.read_scores(tmp_path / "ckpt")
+        assert [(r["step"], r["task"]) for r in rows] == [(0, "toy-corpus"), (2, "toy-corpus")]
+        assert set(rows[0]["scores"]) == {"1x1", "16x64"}
+        assert all(0 <= v <= 1 for r in rows for v in r["scores"].values())
+        # the evaluation left dropout off, as --no-dropout asked
+        assert not any(training for _, training in calls)
+        train(config())  # resumes at 3: evaluates at 4 only
+        assert [s for s, _ in calls] == [0, 2, 4]
+    finally:
+        train_eval._evaluate = original
+    rows = train_eval.read_scores(tmp_path / "ckpt")
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    assert (tmp_path / "ckpt" / "dev_curve.png").stat().st_size > 1000
+    stored = json.loads(
+        next((tmp_path / "ckpt" / "dev" / "step-000004").rglob("toy-corpus.json")).read_text()
+    )
+    assert {b["label"]: b["main_score"] for b in stored["budgets"]} == rows[-1]["scores"]
+    # step 0 is the untrained model, and training moved the score
+    assert rows[0]["scores"] != rows[-1]["scores"]
