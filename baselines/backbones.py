@@ -9,6 +9,7 @@ overwrite (MetaEmbed's meta tokens); `Prepared.slot_positions` says where they a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from harness.adapters import keeping_adapters
 from harness.config import resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.protocol import IMAGE_PLACEHOLDER, Item
@@ -516,7 +518,8 @@ def load_backbone(
 
 
 def apply_adapter(backbone: Backbone, adapter: str) -> Backbone:
-    """A peft (LoRA) adapter folder applied on top of the backbone's model."""
+    """A peft (LoRA) adapter folder applied on top of the backbone's model: merged into its
+    weights (`adapter_digest` keeps the cache keys apart), or kept as modules in `adapters_kept`."""
     from peft import PeftModel
 
     if not Path(adapter, "adapter_config.json").is_file():
@@ -525,6 +528,14 @@ def apply_adapter(backbone: Backbone, adapter: str) -> Backbone:
         )
     backbone.model = PeftModel.from_pretrained(backbone.model, adapter).eval()
     check_adapter_loaded(backbone.model, adapter)
+    if not keeping_adapters():
+        digest = hashlib.sha256()
+        for name, param in sorted(backbone.model.named_parameters()):
+            if "lora_" in name:
+                digest.update(name.encode())
+                digest.update(param.detach().float().cpu().numpy().tobytes())
+        backbone.adapter_digest = digest.hexdigest()[:16]
+        backbone.model = backbone.model.merge_and_unload().eval()
     return backbone
 
 

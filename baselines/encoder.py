@@ -138,6 +138,13 @@ class BackboneEncoder(torch.nn.Module):
     def own_weights_digest(self) -> str:
         """A digest of the weights this encoder adds to its backbone (changes the cache key)."""
         digest = hashlib.sha256()
+        # LoRA adapters merged into the backbone at load time, and weights read from a
+        # released-layout checkpoint, are known by the digest taken when they were read
+        for extra in (
+            getattr(self.backbone, "adapter_digest", ""),
+            getattr(self, "extra_digest", ""),
+        ):
+            digest.update(str(extra).encode())
         for name, param in sorted(self.named_parameters()):
             if not name.startswith("model.") or "lora_" in name:
                 digest.update(name.encode())

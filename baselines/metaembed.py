@@ -30,6 +30,7 @@ import torch
 
 from baselines.backbones import Backbone
 from baselines.encoder import BackboneEncoder, gather_rows, load_for_checkpoint, read_checkpoint
+from baselines.released import layout_of
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -53,6 +54,7 @@ class MetaEmbed(BackboneEncoder):
         query_tokens: int = 16,
         candidate_tokens: int = 64,
         projection_dim: int | None = None,
+        projection_bias: bool = False,
         name: str = "metaembed",
         seed: int = 0,
         attention: str = "paper",
@@ -79,13 +81,16 @@ class MetaEmbed(BackboneEncoder):
         self.meta_tokens = torch.nn.Parameter(init.to(backbone.device))
         self.projection = None
         if projection_dim:
-            self.projection = torch.nn.Linear(hidden, int(projection_dim), bias=False).to(
-                backbone.device
-            )
+            # the released `custom_text_proj` has a bias; this project's own projection does not
+            self.projection = torch.nn.Linear(
+                hidden, int(projection_dim), bias=bool(projection_bias)
+            ).to(backbone.device)
             with torch.no_grad():
                 self.projection.weight.copy_(
                     torch.randn(int(projection_dim), hidden, generator=generator) / hidden**0.5
                 )
+                if self.projection.bias is not None:
+                    self.projection.bias.zero_()
         self._inject: tuple[torch.Tensor, torch.Tensor] | None = None
         self._hook = backbone.input_embeddings().register_forward_hook(self._overwrite_slots)
 
@@ -182,12 +187,20 @@ class MetaEmbed(BackboneEncoder):
             f"{flow}"
         )
 
+    def save_released(self, directory, weights: str = "full", layout: str = "4.55"):
+        """This model in the released code's checkpoint layout (see baselines/released.py)."""
+        from baselines.released import export_released
+
+        return export_released(self, directory, weights=weights, layout=layout)
+
     def checkpoint_config(self) -> dict[str, Any]:
         return {
             "query_tokens": self.query_tokens,
             "candidate_tokens": self.candidate_tokens,
             "projection_dim": self.projection.out_features if self.projection is not None else None,
+            "projection_bias": self.projection is not None and self.projection.bias is not None,
             "attention": self.attention,
+            "template": getattr(self.backbone, "template", None),
         }
 
 
@@ -210,8 +223,27 @@ def load_metaembed(
     adapters). Without a checkpoint the meta tokens are freshly initialised (untrained).
 
     `attention` defaults to what the checkpoint was trained with: its config says, and a config
-    without the field (format 1) was trained with full attention on bidirectional backbones."""
+    without the field (format 1) was trained with full attention on bidirectional backbones.
+    A checkpoint in the released code's layout (full weights or a peft adapter) is read by
+    `_load_released`; its format is recorded as `checkpoint_format` in the card's args."""
+    if checkpoint is not None and layout_of(checkpoint) != "own":
+        return _load_released(
+            checkpoint,
+            backbone=backbone,
+            query_tokens=query_tokens,
+            candidate_tokens=candidate_tokens,
+            projection_dim=projection_dim,
+            name=name,
+            revision=revision,
+            device=device,
+            dtype=dtype,
+            seed=seed,
+            attention=attention,
+            **backbone_options,
+        )
     config = read_checkpoint(checkpoint, MetaEmbed.config_file) if checkpoint is not None else {}
+    if config.get("template") and "template" not in backbone_options:
+        backbone_options["template"] = config["template"]  # the prompts it was trained with
     for key, given in (
         ("query_tokens", query_tokens),
         ("candidate_tokens", candidate_tokens),
@@ -246,11 +278,14 @@ def load_metaembed(
         "attention": attention,
         **backbone_options,
     }
+    if checkpoint is not None:
+        args["checkpoint_format"] = "own"
     model = MetaEmbed(
         bb,
         query_tokens=config.get("query_tokens", query_tokens or 16),
         candidate_tokens=config.get("candidate_tokens", candidate_tokens or 64),
         projection_dim=config.get("projection_dim", projection_dim),
+        projection_bias=bool(config.get("projection_bias", False)),
         name=name or config.get("name") or "metaembed",
         seed=seed,
         attention=attention,
@@ -259,6 +294,113 @@ def load_metaembed(
     if checkpoint is not None:
         model.load_own_weights(checkpoint)
     return model
+
+
+def _load_released(
+    checkpoint: str,
+    *,
+    backbone: str | None,
+    query_tokens: int | None,
+    candidate_tokens: int | None,
+    projection_dim: int | None,
+    name: str | None,
+    revision: str | None,
+    device: str | None,
+    dtype: str | None,
+    seed: int,
+    attention: str | None,
+    **options: Any,
+) -> MetaEmbed:
+    """A checkpoint written by the released code: the meta-token table and projection from its
+    files, LoRA merged into the base model's weights, the released prompts (`metaembed-7b`,
+    the template its training config uses) unless `template=` says otherwise."""
+    from baselines.backbones import load_backbone
+    from baselines.released import merge_lora, read_released
+
+    ckpt = read_released(checkpoint)
+    total, hidden = ckpt.table.shape
+    q, c = released_slot_counts(total, query_tokens, candidate_tokens, checkpoint)
+    if ckpt.kind == "full" and backbone is not None:
+        raise UsageError(
+            f"{checkpoint} holds full weights, which are the backbone itself; drop backbone= "
+            "(it names the base model of an adapter checkpoint)"
+        )
+    base = str(ckpt.path) if ckpt.kind == "full" else (backbone or ckpt.base)
+    if base is None:
+        raise UsageError(
+            f"adapter {checkpoint} names no base model; pass --model-args backbone=HUB_ID_OR_DIR"
+        )
+    options.setdefault("template", "metaembed-7b")
+    try:
+        bb = load_backbone(base, revision=revision, device=device, dtype=dtype, **options)
+    except HarnessError as exc:
+        if ckpt.kind == "adapter" and backbone is None:
+            raise HarnessError(
+                f"the base model {base!r} named by {checkpoint}/adapter_config.json does not load "
+                f"({exc}); pass --model-args backbone=HUB_ID_OR_DIR"
+            ) from exc
+        raise
+    if hidden != bb.hidden_size:
+        raise HarnessError(
+            f"checkpoint {checkpoint} has meta tokens of size {hidden} but backbone {bb.name} "
+            f"has hidden size {bb.hidden_size}"
+        )
+    merge_lora(bb.model, ckpt.lora, checkpoint)
+    weight, bias = ckpt.projection if ckpt.projection is not None else (None, None)
+    found = None if weight is None else int(weight.shape[0])
+    if projection_dim is not None and projection_dim != found:
+        raise HarnessError(
+            f"checkpoint {checkpoint} has projection_dim={found} but projection_dim={projection_dim} was asked for"
+        )
+    args = {
+        "backbone": bb.name,
+        "checkpoint": str(checkpoint),
+        "checkpoint_format": f"released-{ckpt.kind}",
+        "dtype": dtype,
+        "attention": attention or "paper",
+        **options,
+    }
+    model = MetaEmbed(
+        bb,
+        query_tokens=q,
+        candidate_tokens=c,
+        projection_dim=found,
+        projection_bias=bias is not None,
+        name=name or "metaembed",
+        seed=seed,
+        attention=attention or "paper",
+        args=args,
+    )
+    with torch.no_grad():
+        model.meta_tokens.copy_(ckpt.table.to(model.meta_tokens))
+        if weight is not None:
+            model.projection.weight.copy_(weight.to(model.projection.weight))
+            if bias is not None:
+                model.projection.bias.copy_(bias.to(model.projection.bias))
+    model.extra_digest = ckpt.digest
+    return model
+
+
+def released_slot_counts(
+    total: int, query_tokens: int | None, candidate_tokens: int | None, checkpoint: Any
+) -> tuple[int, int]:
+    """Query and candidate slot counts of a released table with `total` rows (query slots
+    first): 16 and 64 for 80 rows, else from query_tokens= / candidate_tokens=."""
+    if query_tokens is None and candidate_tokens is None:
+        if total != 80:
+            raise UsageError(
+                f"checkpoint {checkpoint} has {total} meta tokens; pass --model-args "
+                f"query_tokens=N,candidate_tokens=M with N + M = {total}"
+            )
+        return 16, 64
+    q = query_tokens if query_tokens is not None else total - int(candidate_tokens)
+    c = candidate_tokens if candidate_tokens is not None else total - int(query_tokens)
+    if q < 1 or c < 1 or q + c != total:
+        raise UsageError(
+            f"checkpoint {checkpoint} has {total} meta tokens, but query_tokens={q} and "
+            f"candidate_tokens={c} add up to {q + c}"
+        )
+    return int(q), int(c)
 
 
 BUNDLED_MINI = Path(__file__).parent / "checkpoints" / "metaembed-mini"

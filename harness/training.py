@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from harness import distributed, train_eval
+from harness.adapters import adapters_kept
 from harness.config import LOG_FILE, STATE_DIR, TrainConfig, resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.losses import gather_candidates, mmr_loss, parse_groups
@@ -384,7 +385,8 @@ def _set_up(config: TrainConfig) -> _Job:
 
     device = resolve_device(config.device)
     dist, _ = distributed.init(device)
-    encoder = get_model(config.model, config.model_args, device=device)
+    with adapters_kept():  # a checkpoint's LoRA adapter is trained on, not merged
+        encoder = get_model(config.model, config.model_args, device=device)
     if not isinstance(encoder, TrainableEncoder):
         raise UsageError(
             f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"

@@ -94,7 +94,9 @@ def test_checkpoint_round_trip_and_mismatch_errors(tmp_path, backbone):
     assert [b.label for b in loaded.card.budgets] == ["1x1", "2x4", "4x8"]
     with pytest.raises(HarnessError, match="query_tokens=4 but query_tokens=16"):
         load_metaembed(checkpoint=str(tmp_path / "ckpt"), query_tokens=16, ocr="none")
-    with pytest.raises(HarnessError, match="missing metaembed_config.json"):
+    with pytest.raises(
+        HarnessError, match="is missing: expected this project.s metaembed_config.json"
+    ):
         load_metaembed(checkpoint=str(tmp_path / "nowhere"))
 
 

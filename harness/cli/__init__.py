@@ -1,4 +1,4 @@
-"""Command line: `python -m harness run | train | list | report | prefetch`, one module per verb
+"""Command line: `python -m harness run | train | list | report | prefetch | convert`, one module per verb
 (each with `add`, which declares its flags, and `command`, which runs it). A thin layer over
 the Python API.
 
@@ -23,6 +23,7 @@ VERBS = {
     "list": "listing",
     "report": "report",
     "prefetch": "prefetch",
+    "convert": "convert",
 }
 
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "list", "report", "train", "prefetch"):
+    for name in ("run", "list", "report", "train", "prefetch", "convert"):
         _verb(name).add(sub, [verbose])
     return parser
 
