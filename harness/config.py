@@ -89,18 +89,21 @@ class RunConfig:
         DEFAULT_SHARD_SIZE,
         flag="--shard-size",
         type=positive_int,
+        minimum=1,
         help="items per cache shard, the unit of resuming and of work split across ranks (512)",
     )
     limit: int | None = option(
         None,
         flag="--limit",
         type=positive_int,
+        minimum=1,
         help="evaluate only the first N queries of each task (smoke tests)",
     )
     batch_size: int = option(
         32,
         flag="--batch-size",
         type=positive_int,
+        minimum=1,
         help="items per encoder call (default 32); lower it when a model runs out of memory",
     )
     device: str = option(
@@ -116,6 +119,7 @@ class RunConfig:
         100,
         flag="--top-k",
         type=positive_int,
+        minimum=1,
         help="candidates kept per query on shared corpora (default 100): the run's depth, the "
         "largest cutoff metrics and TREC run files can use",
     )
@@ -214,35 +218,53 @@ class TrainConfig:
         flag="--output",
         help="checkpoint folder (also holds the training state and loss log)",
     )
-    steps: int = option(100, flag="--steps", type=int, help="optimizer steps")
+    steps: int = option(100, flag="--steps", type=int, minimum=1, help="optimizer steps")
     # when set, steps = ceil(epochs x steps per epoch of the data)
     epochs: float | None = option(
         None,
         flag="--epochs",
         type=float,
+        minimum=0,
+        above=True,
         help="train for this many passes over the data (sets --steps)",
     )
     batch_size: int = option(
-        32, flag="--batch-size", type=int, help="queries per step (in-batch negatives)"
+        32, flag="--batch-size", type=int, minimum=1, help="queries per step (in-batch negatives)"
     )
-    grad_accum: int = option(1, flag="--grad-accum", type=int, help="micro-batches per step")
+    grad_accum: int = option(
+        1, flag="--grad-accum", type=int, minimum=1, help="micro-batches per step"
+    )
     lr: float = option(
-        2e-4, flag="--lr", type=float, help="learning rate of the backbone (LoRA or full)"
+        2e-4,
+        flag="--lr",
+        type=float,
+        minimum=0,
+        above=True,
+        help="learning rate of the backbone (LoRA or full)",
     )
     own_lr: float = option(
         1e-3,
         flag="--own-lr",
         type=float,
+        minimum=0,
+        above=True,
         help="learning rate of the encoder's own weights (meta tokens, projection)",
     )
-    weight_decay: float = option(0.0, flag="--weight-decay", type=float, help="AdamW weight decay")
-    warmup: int = option(10, flag="--warmup", type=int, help="warm-up steps")
+    weight_decay: float = option(
+        0.0, flag="--weight-decay", type=float, minimum=0, help="AdamW weight decay"
+    )
+    warmup: int = option(10, flag="--warmup", type=int, minimum=0, help="warm-up steps")
     schedule: str = option(
         "linear", flag="--schedule", help="linear | cosine | constant decay after warm-up"
     )
     max_grad_norm: float = 1.0
     temperature: float = option(
-        DEFAULT_TEMPERATURE, flag="--temperature", type=float, help="InfoNCE temperature (0.03)"
+        DEFAULT_TEMPERATURE,
+        flag="--temperature",
+        type=float,
+        minimum=0,
+        above=True,
+        help="InfoNCE temperature (0.03)",
     )
     objective: str = option(
         "mmr",
@@ -277,8 +299,8 @@ class TrainConfig:
         "the released loss counts them as negatives",
     )
     tune: str = option("lora", flag="--tune", help="lora | full | frozen")
-    lora_r: int = option(32, flag="--lora-r", type=int, help="LoRA rank (32)")
-    lora_alpha: int = option(32, flag="--lora-alpha", type=int, help="LoRA alpha (32)")
+    lora_r: int = option(32, flag="--lora-r", type=int, minimum=1, help="LoRA rank (32)")
+    lora_alpha: int = option(32, flag="--lora-alpha", type=int, minimum=1, help="LoRA alpha (32)")
     lora_dropout: float = 0.0
     gradient_checkpointing: bool = option(
         False, flag="--gradient-checkpointing", switch=True, help="trade compute for memory"
@@ -288,15 +310,20 @@ class TrainConfig:
         True, flag="--no-dropout", invert=True, help="train with the backbone's dropout off"
     )
     seed: int = option(
-        0, flag="--seed", type=int, help="seed of weights' initialisation and batches"
+        0, flag="--seed", type=int, minimum=0, help="seed of weights' initialisation and batches"
     )
     save_every: int = option(  # 0: only at the end
-        0, flag="--save-every", type=int, help="save a resumable checkpoint every N steps"
+        0,
+        flag="--save-every",
+        type=int,
+        minimum=0,
+        help="save a resumable checkpoint every N steps",
     )
     eval_every: int = option(  # 0: no evaluation while training
         0,
         flag="--eval-every",
         type=int,
+        minimum=0,
         help="evaluate on --eval-tasks at step 0 and every N steps (dev_scores.jsonl, dev_curve.png)",
     )
     eval_tasks: str = option(
@@ -311,6 +338,7 @@ class TrainConfig:
         None,
         flag="--run-steps",
         type=int,
+        minimum=1,
         help="stop after N steps in this invocation (rerun to continue)",
     )
     device: str = option("auto", flag="--device", help="auto | cpu | cuda")

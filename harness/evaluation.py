@@ -12,15 +12,23 @@ from harness import distributed
 from harness.budgets import Budget, parse_budgets
 from harness.cache import EmbeddingCache, check_writable, default_cache_dir
 from harness.config import RunConfig
+from harness.errors import UsageError
 from harness.pipeline import data as task_data
 from harness.pipeline.context import TaskContext
 from harness.pipeline.encode import EncodeTiming, per_budget
-from harness.pipeline.plan import check_settings, find_datasets, plan_task, resolve_budgets
+from harness.pipeline.plan import (
+    check_settings,
+    find_datasets,
+    incompatibility,
+    plan_task,
+    read_stored,
+    resolve_budgets,
+)
 from harness.pipeline.record import budget_row, merge_stored, task_record
 from harness.pipeline.score import score_budget
 from harness.protocol import Encoder, ReducingEncoder
 from harness.registry import get_model, get_tasks, split_names
-from harness.results import write_json_atomic
+from harness.results import folder_lock, write_json_atomic
 from harness.task import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -94,8 +102,21 @@ def evaluate_task(ctx: TaskContext, budgets: list[Budget], output: Path) -> dict
     ]
     if not ctx.dist.is_main:
         return None
-    record = merge_stored(plan.stored, task_record(ctx, data, checked, rows, timing))
-    write_json_atomic(plan.path, record)
+    record = task_record(ctx, data, checked, rows, timing)
+    # Read, merge and write under a lock on the folder: another run into the same output
+    # (other budgets of the same model and task) may have written since the plan was made.
+    with folder_lock(plan.path):
+        stored = plan.stored
+        if not ctx.config.overwrite and plan.path.exists():
+            stored = read_stored(plan.path)
+            why = incompatibility(stored, ctx.card.args, ctx.spec, ctx.config) if stored else None
+            if why is not None:
+                raise UsageError(
+                    f"{plan.path} was written meanwhile by a run with another setting ({why}); "
+                    f"this run's result was not written: pass --output to write elsewhere"
+                )
+        record = merge_stored(stored, record)
+        write_json_atomic(plan.path, record)
     log.info("wrote %s", plan.path)
     return record
 

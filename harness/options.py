@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ class Option:
     switch: bool = False  # a flag without a value that turns a False field on
     choices: Sequence[str] | None = None
     aliases: tuple[str, ...] = ()
+    minimum: float | None = None  # the smallest value allowed
+    above: bool = False  # True: the value must be strictly greater than `minimum`
 
 
 def option(default: Any = MISSING, *, default_factory: Any = MISSING, **spec: Any) -> Any:
@@ -83,9 +86,17 @@ def read_config_file(path: str | None, cls: type) -> dict[str, Any]:
 
 
 def settings(cls: type, args: argparse.Namespace, path: str | None = None) -> dict[str, Any]:
-    """Field values from the config file, then from the flags given (a flag wins)."""
+    """Field values from the config file, then from the flags given (a flag wins); each is
+    checked against its field's declared type and range before anything runs."""
     values = read_config_file(path, cls)
     by_name = {f.name: opt for f, opt in _options(cls)}
+    for name, opt in by_name.items():
+        if isinstance(values.get(name), str) and opt.type is size:
+            try:
+                values[name] = size(values[name])
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"{opt.flag} in {path}: {exc}") from None
+    check_values(cls, values, f"in {path}")
     for name, opt in by_name.items():
         if isinstance(values.get(name), str) and opt.parse is not None:
             values[name] = opt.parse(values[name])
@@ -99,7 +110,64 @@ def settings(cls: type, args: argparse.Namespace, path: str | None = None) -> di
             values[name] = True
         else:
             values[name] = opt.parse(given) if opt.parse is not None else given
+    check_values(cls, values, "")
     return values
+
+
+_KINDS = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "list[str]": (list, str),
+    "dict[str, Any]": (dict, str),
+}
+
+
+def check_values(cls: type, values: dict[str, Any], where: str) -> None:
+    """Each value against its field's declared type (booleans only true or false, numbers only
+    numbers: a file's `overwrite = "false"` is an error, not true) and the option's range."""
+    declared = {f.name: f for f in fields(cls)}
+    for name, value in values.items():
+        f = declared.get(name)
+        if f is None:
+            continue
+        kind = str(f.type).replace("Optional[", "").replace(" ", "")
+        optional = "|None" in kind
+        kind = kind.replace("|None", "").replace(",", ", ")
+        if value is None and optional:
+            continue
+        allowed = _KINDS.get(kind)
+        opt = f.metadata.get("option")
+        flag = opt.flag if opt is not None else name
+        label = f"{name} ({flag})" if where and flag != name else flag
+        place = f" {where}" if where else ""
+        if allowed is not None:
+            wrong = not isinstance(value, allowed) or (
+                bool not in allowed and isinstance(value, bool)
+            )
+            if wrong:
+                wanted = {
+                    "bool": "true or false",
+                    "int": "a whole number",
+                    "float": "a number",
+                    "list[str]": "a list of names or a comma-separated string",
+                    "dict[str, Any]": "a table or a k=v,... string",
+                }
+                raise UsageError(
+                    f"{label}{place} must be {wanted.get(kind, 'a ' + kind)}, got {value!r}"
+                )
+            if kind == "float" and not math.isfinite(value):
+                raise UsageError(f"{label}{place} must be a finite number, got {value!r}")
+        if opt is not None and opt.choices and value not in opt.choices:
+            raise UsageError(
+                f"{label}{place} must be one of {', '.join(opt.choices)}, got {value!r}"
+            )
+        if opt is not None and opt.minimum is not None and isinstance(value, int | float):
+            low = opt.minimum
+            if value < low or (opt.above and value == low):
+                bound = f"greater than {low:g}" if opt.above else f"at least {low:g}"
+                raise UsageError(f"{label}{place} must be {bound}, got {value!r}")
 
 
 def positive_int(text: str) -> int:

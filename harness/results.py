@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import re
@@ -76,7 +78,26 @@ def not_understood(record: Any) -> str | None:
         missing = [k for k in REQUIRED_ROW if not isinstance(row, dict) or k not in row]
         if missing:
             return f"has a budget row without {missing[0]!r}"
+        label = row.get("label")
+        if not _is_score(row["main_score"]):
+            return (
+                f"has main_score {row['main_score']!r} at budget {label!r} (not a number in [0, 1])"
+            )
+        if not isinstance(row["metrics"], dict):
+            return f"has metrics that are not an object at budget {label!r}"
+        for name, value in row["metrics"].items():
+            if value is not None and not _is_finite(value):
+                return f"has metric {name} = {value!r} at budget {label!r} (not a finite number)"
     return None
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_score(value: Any) -> bool:
+    """Scores are stored in [0, 1] (a hair of rounding above 1 allowed)."""
+    return _is_finite(value) and -1e-9 <= value <= 1 + 1e-9
 
 
 def safe_name(name: str) -> str:
@@ -93,6 +114,27 @@ def public_mode() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike):
+    """An exclusive lock on the folder that holds `path` (flock on the folder itself, so no
+    lock file is left among the results), for a read-merge-write that concurrent runs into
+    the same output must not interleave. A no-op where flock does not exist."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def write_json_atomic(path: str | os.PathLike, record: dict[str, Any]) -> None:

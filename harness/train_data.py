@@ -91,12 +91,31 @@ def _from_jsonl(path: Path) -> list[Example]:
     if not path.is_file():
         raise HarnessError(f"training file {path} not found")
     examples = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read training file {path}: {exc}") from None
+    for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        if "query" not in row or "positive" not in row:
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise HarnessError(f"{path}:{line_no} is not valid JSON ({exc})") from None
+        if not isinstance(row, dict) or "query" not in row or "positive" not in row:
             raise HarnessError(f"{path}:{line_no} needs 'query' and 'positive' fields")
+        for key in (
+            "query",
+            "positive",
+            "negative",
+            "query_image",
+            "positive_image",
+            "negative_image",
+        ):
+            if row.get(key) is not None and not isinstance(row[key], str):
+                raise HarnessError(
+                    f"{path}:{line_no}: {key!r} must be a string, got {type(row[key]).__name__}"
+                )
 
         def item(role: str, key: str, row=row, line_no=line_no) -> Item | None:
             text, image = row.get(key), row.get(f"{key}_image")

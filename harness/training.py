@@ -217,6 +217,66 @@ def _trainable_state(encoder) -> dict[str, torch.Tensor]:
     }
 
 
+# What `harness train` writes into its output folder (and, in state/, into the training state).
+OWN_FILES = {
+    "train_config.json",
+    LOG_FILE,
+    "loss.png",
+    train_eval.DEV_SCORES,
+    train_eval.DEV_CURVE,
+    train_eval.DEV_DIR,
+    STATE_DIR,
+    STATE_DIR + ".tmp",
+    STATE_DIR + ".old",
+    "adapter",
+    "backbone",
+}
+STATE_FILES = {"trainable.safetensors", "optimizer.pt", "rng.pt", "meta.json"}
+# what the encoder families' `save_pretrained` writes (baselines/encoder.py, metaembed.py)
+CHECKPOINT_FILES = {
+    "metaembed_config.json",
+    "metaembed.safetensors",
+    "encoder_config.json",
+    "encoder.safetensors",
+}
+
+
+def check_output(output: Path) -> None:
+    """`--output` must be new, empty, or a checkpoint folder of `harness train` (finished or
+    interrupted, known by its train_config.json) holding only what training writes there:
+    anything else would be overwritten or deleted, so the run stops before touching it."""
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise UsageError(f"--output {output} is a file; name a folder for the checkpoint")
+    entries = sorted(p.name for p in output.iterdir())
+    if not entries:
+        return
+    if "train_config.json" not in entries:
+        raise UsageError(
+            f"--output {output} already holds {_listing(entries)} and is not a checkpoint of "
+            "`harness train` (no train_config.json); choose a new or empty folder"
+        )
+    foreign = [name for name in entries if name not in OWN_FILES | CHECKPOINT_FILES]
+    for state in (STATE_DIR, STATE_DIR + ".tmp", STATE_DIR + ".old"):
+        if (output / state).is_dir():
+            foreign += [
+                f"{state}/{p.name}" for p in (output / state).iterdir() if p.name not in STATE_FILES
+            ]
+        elif (output / state).exists():
+            foreign.append(state)
+    if foreign:
+        raise UsageError(
+            f"--output {output} is a training checkpoint but also holds {_listing(foreign)}, "
+            "which training would overwrite or delete; move them out or choose another folder"
+        )
+
+
+def _listing(names: list[str]) -> str:
+    shown = ", ".join(names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
 def _save_state(
     directory: Path, encoder, optimizer, scheduler, step: int, config: TrainConfig
 ) -> None:
@@ -265,6 +325,43 @@ def _recover_state(directory: Path) -> None:
     for leftover in leftovers:  # a partial save, or the state before the last one
         if leftover.exists():
             shutil.rmtree(leftover)
+
+
+# Settings that may change between an interrupted run and its resumption: where things go,
+# how the run is shown and evaluated, and when it pauses or saves.
+RESUMABLE_CHANGES = {
+    "output",
+    "data_dir",
+    "run_steps",
+    "resume",
+    "progress",
+    "save_every",
+    "device",
+    "eval_every",
+    "eval_tasks",
+    "eval_budgets",
+}
+
+
+def check_same_settings(meta: dict[str, Any], config: TrainConfig, output: Path) -> None:
+    """A resumed run must be the run that was interrupted: a different learning rate, batch
+    size, loss or model would continue one schedule while recording another. Under a constant
+    schedule the step count may grow (training continues longer)."""
+    saved, now = meta.get("config") or {}, json.loads(json.dumps(asdict(config), default=str))
+    allowed = set(RESUMABLE_CHANGES)
+    if config.schedule == "constant" == saved.get("schedule"):
+        allowed |= {"steps", "epochs"}
+    differ = [
+        f"{k} {saved[k]!r} -> {now[k]!r}"
+        for k in now
+        if k in saved and k not in allowed and saved[k] != now[k]
+    ]
+    if differ:
+        raise UsageError(
+            f"{output} holds a training state from other settings ({'; '.join(differ[:4])}"
+            f"{' ...' if len(differ) > 4 else ''}); rerun with the same settings to resume, or "
+            "pass --no-resume to start over"
+        )
 
 
 def _truncate_log(output: Path, step: int) -> None:
@@ -327,6 +424,7 @@ def train(config: TrainConfig) -> Path:
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     output = Path(config.output)
+    check_output(output)
     output.mkdir(parents=True, exist_ok=True)
     job = _set_up(config)
     rank = job.dist.rank
@@ -385,14 +483,11 @@ def _set_up(config: TrainConfig) -> _Job:
 
     device = resolve_device(config.device)
     dist, _ = distributed.init(device)
-    with adapters_kept():  # a checkpoint's LoRA adapter is trained on, not merged
-        encoder = get_model(config.model, config.model_args, device=device)
-    if not isinstance(encoder, TrainableEncoder):
-        raise UsageError(
-            f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"
-        )
-    groups = _groups_for(encoder, config)
-    if config.eval_every:  # unknown tasks or budgets fail now, not after the first steps
+    # Everything that can be checked without the model is checked before it loads: the
+    # groups' syntax, the evaluation tasks and budgets, the training data.
+    if config.groups is not None:
+        parse_groups(config.groups, None, None)
+    if config.eval_every:
         from harness.budgets import parse_budgets
         from harness.registry import get_tasks
 
@@ -410,6 +505,13 @@ def _set_up(config: TrainConfig) -> _Job:
             f"ranks; choose a --batch-size whose remainder on {sampler.size} examples is 0 or at "
             f"least {world}"
         )
+    with adapters_kept():  # a checkpoint's LoRA adapter is trained on, not merged
+        encoder = get_model(config.model, config.model_args, device=device)
+    if not isinstance(encoder, TrainableEncoder):
+        raise UsageError(
+            f"model {config.model!r} cannot be trained here: it is not built on a harness backbone"
+        )
+    groups = _groups_for(encoder, config)
     if config.epochs is not None:
         config.steps = math.ceil(config.epochs * sampler.steps_per_epoch)
         log.info(
@@ -436,6 +538,7 @@ def _resume(config: TrainConfig, output: Path, job: _Job) -> int:
         _recover_state(state_dir)
     job.dist.barrier()
     if config.resume and (state_dir / "meta.json").is_file():
+        check_same_settings(json.loads((state_dir / "meta.json").read_text()), config, output)
         start = _load_state(state_dir, job.encoder, job.optimizer, job.scheduler)
         log.info("resumed from step %d in %s", start, state_dir)
         if rank == 0:

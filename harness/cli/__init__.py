@@ -31,8 +31,16 @@ def _verb(name: str):
     return importlib.import_module(f"harness.cli.{VERBS[name]}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line and the help hint, not the usage block (exit code 2)."""
+
+    def error(self, message: str):
+        sys.stderr.write(f"error: {message} (see `{self.prog} --help`)\n")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m harness",
         description="Evaluate multimodal late-interaction retrievers under token budgets.",
     )
@@ -70,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(_printed_already)
+    if not args.verbose:
+        from harness.cli.common import quiet_warnings
+
+        quiet_warnings()
     try:
         return _verb(args.command).command(args)
     except HarnessError as exc:

@@ -24,6 +24,22 @@ def emit(text: str, output: str | None) -> None:
         ) from exc
 
 
+def quiet_warnings() -> None:
+    """Without -v, the libraries' own warnings stay off stderr: deprecation notices between
+    libraries (peft calling transformers), peft's and transformers' user warnings (a config
+    file not found beside a local model, keys it did not use) and transformers' load reports.
+    They ask nothing of a user of the harness; -v shows them all."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for library in ("peft", "transformers", "torch", "huggingface_hub", "datasets"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=rf"{library}(\.|$)")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+
+
 def quiet_libraries(verbose: bool) -> None:
     """--no-progress: the hub's, transformers' and datasets' progress bars off too, and (unless
     -v) transformers' warnings and the libraries' deprecation notices; errors still show."""

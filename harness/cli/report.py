@@ -266,10 +266,20 @@ def _match(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
     from harness.report import match_scores
     from harness.results import iter_results
 
+    if not Path(args.reference).is_dir():
+        raise HarnessError(
+            f"reference {args.reference!r} is not a folder of result files; check the path"
+        )
     missed: list[tuple[Path, str]] = []
     reference = [record for _, record in iter_results(args.reference, missed)]
     for path, why in missed:
         print(f"skipped {path}: {why}", file=sys.stderr)
+    if not reference:
+        raise HarnessError(
+            f"no valid result files under reference {args.reference!r}"
+            + (f" ({len(missed)} skipped, named above)" if missed else "")
+            + "; nothing to match against"
+        )
     lines, matched = match_scores(records, reference, args.tolerance)
     print("\n".join(lines))
     return 0 if matched else 1

@@ -173,18 +173,39 @@ def plan_task(
 
 
 def read_stored(path: Path) -> dict[str, Any] | None:
-    """A finished result to build on, or None (recomputed) when the file is unreadable or
-    truncated: such a file is named and replaced, never loaded."""
+    """A finished result to build on, or None (recomputed) when the file is unreadable,
+    truncated or holds invalid data: such a file is never loaded and never overwritten, but
+    moved aside (`NAME.json.unreadable`, numbered if taken) and named."""
     try:
         stored = read_result(path)
     except (OSError, ValueError) as exc:
-        log.warning("%s is not a readable result file (%s); recomputing it", path, exc)
+        aside = set_aside(path)
+        log.warning(
+            "%s is not a readable result file (%s); moved to %s, recomputing it", path, exc, aside
+        )
         return None
     why = not_understood(stored)
     if why is not None:
-        log.warning("%s is not a result file of this harness (it %s); recomputing it", path, why)
+        aside = set_aside(path)
+        log.warning(
+            "%s is not a result file of this harness (it %s); moved to %s, recomputing it",
+            path,
+            why,
+            aside,
+        )
         return None
     return stored
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a file the harness cannot use out of the way, keeping it for its owner."""
+    aside = path.with_name(path.name + ".unreadable")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.unreadable{n}")
+    path.rename(aside)
+    return aside
 
 
 def incompatibility(

@@ -1,0 +1,210 @@
+"""Hostile but realistic input across the verbs: nothing of the user's is lost, nothing invalid
+is passed through as a number, and every refusal is one line with exit code 2 (usage) or 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_cli import TESTS, base_args, cli
+
+RUN = ["run", "--model", "test-hash", "--tasks", "toy_tasks:CORPUS"]
+
+
+def one_line_error(result, code: int, *fragments: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def train_args(tmp_path: Path, output: Path, *extra: str) -> list[str]:
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"query": f"q{i} word{i}", "positive": f"page {i} word{i}"}) + "\n"
+            for i in range(8)
+        )
+    )
+    return [
+        "train",
+        "--model",
+        "metaembed-mini",
+        "--model-args",
+        "ocr=none",
+        "--data",
+        f"jsonl:{data}",
+        "--output",
+        str(output),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--tune",
+        "frozen",
+        "--no-progress",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "layout, fragment",
+    [
+        ({"notes.txt": "mine"}, "already holds notes.txt and is not a checkpoint"),
+        (
+            {"train_config.json": "{}", "state/results.csv": "a,b\n"},
+            "also holds state/results.csv",
+        ),
+        ({"train_config.json": "{}", "paper.pdf": "%PDF"}, "also holds paper.pdf"),
+    ],
+)
+def test_train_refuses_an_output_folder_holding_other_files(tmp_path, layout, fragment):
+    output = tmp_path / "ckpt"
+    for name, text in layout.items():
+        (output / name).parent.mkdir(parents=True, exist_ok=True)
+        (output / name).write_text(text)
+    result = cli(*train_args(tmp_path, output))
+    one_line_error(result, 2, fragment)
+    for name, text in layout.items():  # untouched
+        assert (output / name).read_text() == text
+    assert sorted(
+        p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file()
+    ) == sorted(layout)
+
+
+def test_train_resumes_its_own_interrupted_run_but_not_with_other_settings(tmp_path):
+    output = tmp_path / "ckpt"
+    first = cli(*train_args(tmp_path, output, "--run-steps", "1", "--save-every", "1"))
+    assert first.returncode == 0, first.stderr
+    changed = cli(*train_args(tmp_path, output, "--lr", "1e-3"))
+    one_line_error(changed, 2, "lr 0.0002 -> 0.001", "--no-resume")
+    again = cli(*train_args(tmp_path, output))
+    assert again.returncode == 0, again.stderr
+    steps = [
+        json.loads(line)["step"] for line in (output / "train_log.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "setting, fragment",
+    [
+        ('overwrite = "false"', "overwrite (--overwrite) in"),
+        ('no_cache = "yes"', "must be true or false, got 'yes'"),
+        ('batch_size = "x"', "must be a whole number, got 'x'"),
+        ("models = 3", "must be a list of names"),
+        ('top_k = "10"', "top_k (--top-k)"),
+        ("limit = 0", "must be at least 1, got 0"),
+        ('device = "gpu"', "must be one of auto, cpu, cuda"),
+    ],
+)
+def test_run_config_files_are_checked_by_type_and_range_before_anything_runs(
+    tmp_path, setting, fragment
+):
+    first = cli(*RUN, *base_args(tmp_path))
+    assert first.returncode == 0, first.stderr
+    result_file = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    before = result_file.read_bytes(), result_file.stat().st_mtime_ns
+    config = tmp_path / "settings.toml"
+    config.write_text(setting + "\n")
+    result = cli(*RUN, *base_args(tmp_path), "--config", str(config))
+    one_line_error(result, 2, fragment)
+    assert (result_file.read_bytes(), result_file.stat().st_mtime_ns) == before
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--lr=-1e-4"], "--lr must be greater than 0, got -0.0001"),
+        (["--temperature", "0"], "--temperature must be greater than 0"),
+        (["--warmup=-1"], "--warmup must be at least 0"),
+    ],
+)
+def test_train_settings_out_of_range_stop_before_loading_anything(tmp_path, flags, fragment):
+    result = cli(*train_args(tmp_path, tmp_path / "ckpt", *flags))
+    one_line_error(result, 2, fragment)
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([*RUN, "--limit", "0"], "argument --limit: expected a positive integer, got '0'"),
+        ([*RUN, "--batch-size", "0"], "--batch-size"),
+        ([*RUN, "--memory-limit", "abc"], "expected a size such as 512MiB"),
+        (["run", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["report", "table", "--format", "doc"], "invalid choice: 'doc'"),
+        (["train", "--lr"], "expected one argument"),
+    ],
+)
+def test_argument_errors_are_one_line_with_the_help_hint(args, fragment):
+    result = cli(*args)
+    one_line_error(result, 2, fragment, "--help`)")
+
+
+def test_concurrent_runs_with_other_budgets_keep_both_rows(tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness", *RUN, "--budgets", budget, *base_args(tmp_path)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for budget in ("1x1", "16x64", "4x8")
+    ]
+    for process in runs:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    record = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert [b["label"] for b in record["budgets"]] == ["1x1", "4x8", "16x64"]
+
+
+def test_report_match_against_a_missing_or_empty_reference_fails(tmp_path):
+    assert cli(*RUN, *base_args(tmp_path)).returncode == 0
+    missing = cli("report", "match", str(tmp_path / "nowhere"), "--results", str(tmp_path / "out"))
+    one_line_error(missing, 1, "is not a folder of result files")
+    (tmp_path / "empty").mkdir()
+    empty = cli("report", "match", str(tmp_path / "empty"), "--results", str(tmp_path / "out"))
+    one_line_error(empty, 1, "no valid result files under reference")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), None, "0.5", 1.7])
+def test_a_result_with_an_invalid_score_is_never_shown_and_never_overwritten(tmp_path, bad):
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    record = json.loads(path.read_text())
+    good = record["budgets"][0]["main_score"]
+    record["budgets"][0]["main_score"] = bad
+    text = json.dumps(record)  # NaN written as the bare token some tools emit
+    path.write_text(text)
+    table = cli("report", "table", "--results", str(tmp_path / "out"))
+    assert table.returncode == 1 and "nan" not in table.stdout.lower()
+    assert f"skipped {path}" in table.stderr and "main_score" in table.stderr
+    rerun = cli(*RUN, "--budgets", "1x1", *base_args(tmp_path))
+    assert rerun.returncode == 0, rerun.stderr
+    aside = path.with_name(path.name + ".unreadable")
+    assert aside.read_text() == text  # the user's file, kept as it was
+    assert json.loads(path.read_text())["budgets"][0]["main_score"] == good
+
+
+def test_bad_training_data_and_groups_are_named_before_the_model_loads(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "a", "positive": "b"}\n{"query": "c", "positive": 3}\n{oops\n')
+    args = train_args(tmp_path, tmp_path / "ckpt")
+    args[args.index("--data") + 1] = f"jsonl:{bad}"
+    one_line_error(cli(*args), 1, f"{bad}:2: 'positive' must be a string")
+    bad.write_text('{"query": "a", "positive": "b"}\n{oops\n')
+    one_line_error(cli(*args), 1, f"{bad}:2 is not valid JSON")
+    groups = cli(*train_args(tmp_path, tmp_path / "ckpt2", "--groups", "4x8,2x16"))
+    one_line_error(groups, 2, "strictly increasing")
