@@ -122,8 +122,10 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def shard_damage(path: Path, items: int) -> str | None:
-    """Why a cached shard cannot be used (unreadable, truncated, wrong contents), or None.
-    Reads the header only; safetensors refuses a file shorter than its header declares."""
+    """Why a cached shard cannot be used (unreadable, truncated, wrong contents, values that are
+    not finite), or None. safetensors refuses a file shorter than its header declares; the
+    values are read to check them (nothing that fails the embedding checks is ever written, so
+    a NaN here is damage on disk, not the model's doing)."""
     try:
         with safe_open(path, framework="pt") as handle:
             keys = set(handle.keys())
@@ -131,6 +133,11 @@ def shard_damage(path: Path, items: int) -> str | None:
                 return f"it holds {', '.join(sorted(keys)) or 'nothing'}, not vectors and lengths"
             vectors = handle.get_slice("vectors").get_shape()
             lengths = handle.get_slice("lengths").get_shape()
+            if len(vectors) == 3 and vectors[0] == items and list(lengths) == [items]:
+                values = handle.get_tensor("vectors")
+                if not bool(torch.isfinite(values).all()):
+                    bad = int((~torch.isfinite(values)).any(dim=-1).any(dim=-1).sum())
+                    return f"{bad} of its {items} items hold NaN or infinite values"
     except Exception as exc:  # safetensors raises its own error types, and OSError
         return f"{type(exc).__name__}: {exc}"
     if len(vectors) != 3 or vectors[0] != items or list(lengths) != [items]:

@@ -18,6 +18,7 @@ from harness.pipeline.context import TaskContext
 from harness.pipeline.encode import EncodeTiming, per_budget
 from harness.pipeline.plan import (
     check_settings,
+    check_task_data,
     find_datasets,
     incompatibility,
     plan_task,
@@ -62,6 +63,7 @@ def run(
     records = []
     try:
         find_datasets(specs, config, dist)
+        check_task_data(specs, config, dist)
         for model in models:
             encoder = (
                 model

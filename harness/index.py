@@ -15,6 +15,7 @@ backend's recall@k against it into the result, so an approximate number never st
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -45,7 +46,7 @@ def parse_index(text: str | None) -> IndexSpec:
         rest = text[len("faiss:") :] if text.startswith("faiss:") else ""
         factory, _, params = rest.partition("|")
         spec = IndexSpec("faiss", factory.strip() or DEFAULT_FAISS_FACTORY, params.strip() or None)
-        _faiss()  # fail before any encoding when the package is missing
+        _check_faiss(spec)  # before any encoding: the package, the factory, the parameters
         return spec
     raise UsageError(
         f"unknown --index {text!r}; use exact, faiss or faiss:FACTORY[|PARAMS] (e.g. faiss:IVF64,Flat|nprobe=8)"
@@ -61,6 +62,38 @@ def _faiss():
             "[faiss] extra), or use --index exact"
         ) from None
     return faiss
+
+
+def _faiss_reason(exc: Exception) -> str:
+    """faiss's message without its C++ location prefix."""
+    return re.split(r"\.cpp:\d+:\s*", str(exc).strip().splitlines()[-1])[-1]
+
+
+PROBE_DIMS = (3840, 4096, 768, 384, 128)  # divisible by the usual PQ / OPQ sub-vector counts
+
+
+def _check_faiss(spec: IndexSpec) -> None:
+    """Build the factory on empty probe indexes (no training) and set the search parameters, so
+    a factory or parameter faiss cannot parse stops the run before the model loads. A factory
+    that only some dimensions allow is still built at scoring time with the model's own."""
+    faiss = _faiss()
+    errors = []
+    for dim in PROBE_DIMS:
+        try:
+            index = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            errors.append(_faiss_reason(exc))
+            continue
+        if spec.params:
+            try:
+                faiss.ParameterSpace().set_index_parameters(index, spec.params)
+            except RuntimeError as exc:
+                raise UsageError(
+                    f"faiss rejects search parameters {spec.params!r} for {spec.factory!r}: "
+                    f"{_faiss_reason(exc)}"
+                ) from None
+        return
+    raise UsageError(f"faiss cannot build index {spec.factory!r}: {errors[-1]}")
 
 
 class FaissIndex:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from typing import Any, Literal
 
 from harness.errors import HarnessError
 from harness.protocol import Item
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["corpus", "candidates"]
 KINDS: tuple[Kind, ...] = ("corpus", "candidates")
@@ -83,7 +86,19 @@ class TaskSpec:
             loader = getattr(importlib.import_module(module), attr)
         root = Path(data_dir) if data_dir is not None else None
         takes = modalities is not None and "modalities" in inspect.signature(loader).parameters
-        data = loader(self, root, modalities=modalities) if takes else loader(self, root)
+        try:
+            data = loader(self, root, modalities=modalities) if takes else loader(self, root)
+        except HarnessError:
+            raise
+        except Exception as exc:  # a loader of the user's: named, in one line (-v: traceback)
+            raise HarnessError(
+                f"task {self.name!r}: its loader {self.loader if isinstance(self.loader, str) else loader.__qualname__} "
+                f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+            ) from exc
+        if not isinstance(data, TaskData):
+            raise HarnessError(
+                f"task {self.name!r}: its loader returned {type(data).__name__}, not TaskData"
+            )
         data.validate(self)
         return data
 
@@ -133,6 +148,10 @@ class TaskData:
 
     def validate(self, spec: TaskSpec) -> None:
         where = f"task {spec.name!r}"
+        if not self.queries:
+            raise HarnessError(f"{where} has no queries; check its data (or --data-dir snapshot)")
+        if not self.candidates:
+            raise HarnessError(f"{where} has no candidates (an empty corpus); check its data")
         qids = [q.id for q in self.queries]
         if len(set(qids)) != len(qids):
             raise HarnessError(f"{where}: duplicate query ids; each query row needs its own id")
@@ -151,6 +170,33 @@ class TaskData:
                     raise HarnessError(
                         f"{where}: query {qid!r} lists unknown candidate {unknown[0]!r}"
                     )
+        judged = {q: gains for q, gains in self.qrels.items() if any(g > 0 for g in gains.values())}
+        if not judged or not set(judged) & set(qids):
+            raise HarnessError(
+                f"{where} has no relevance judgements for its queries (empty qrels), so nothing "
+                "can be scored; check its data"
+            )
+        unknown = [
+            (q, c)
+            for q, gains in judged.items()
+            for c, g in gains.items()
+            if g > 0 and c not in cids
+        ]
+        positives = sum(1 for gains in judged.values() for g in gains.values() if g > 0)
+        if unknown and len(unknown) == positives:
+            q, c = unknown[0]
+            raise HarnessError(
+                f"{where}: none of its judgements names one of its candidates (e.g. query {q!r} "
+                f"judges {c!r}); the ids of qrels and corpus do not match"
+            )
+        if unknown:
+            log.info(
+                "%s: %d of %d relevance judgements name candidates that are not in the corpus; "
+                "they count as relevant and never retrieved, as in trec_eval",
+                where,
+                len(unknown),
+                positives,
+            )
 
     def limit(self, n: int | None) -> TaskData:
         """The first n queries (the corpus is kept whole, so scores stay comparable)."""

@@ -208,3 +208,46 @@ def test_bad_training_data_and_groups_are_named_before_the_model_loads(tmp_path)
     one_line_error(cli(*args), 1, f"{bad}:2 is not valid JSON")
     groups = cli(*train_args(tmp_path, tmp_path / "ckpt2", "--groups", "4x8,2x16"))
     one_line_error(groups, 2, "strictly increasing")
+
+
+@pytest.mark.parametrize(
+    "task, code, fragment",
+    [
+        ("bad_tasks:EMPTY_CORPUS", 1, "has no candidates (an empty corpus)"),
+        ("bad_tasks:NO_QRELS", 1, "has no relevance judgements for its queries"),
+        ("bad_tasks:MISMATCHED", 1, "the ids of qrels and corpus do not match"),
+        ("bad_tasks:RAISES", 1, "its loader bad_tasks:raises failed: KeyError: 'missing key'"),
+    ],
+)
+def test_bad_task_data_stops_the_run_before_the_model_loads(tmp_path, task, code, fragment):
+    # metaembed-mini would take seconds to load: the error comes first, with no result written
+    result = cli("run", "--model", "metaembed-mini", "--tasks", task, *base_args(tmp_path))
+    one_line_error(result, code, fragment)
+    assert "Loading weights" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_faiss_index_faiss_cannot_build_stops_the_run_before_anything_loads(tmp_path):
+    result = cli(*RUN, "--index", "faiss:garbage", *base_args(tmp_path))
+    one_line_error(result, 2, "faiss cannot build index 'garbage': could not parse index string")
+    params = cli(*RUN, "--index", "faiss:HNSW32|bogus=3", *base_args(tmp_path))
+    one_line_error(params, 2, "faiss rejects search parameters 'bogus=3'")
+
+
+def test_a_cached_shard_with_nan_is_discarded_and_encoded_again(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    shard = sorted((tmp_path / "cache").glob("embeddings/*/*/[0-9]*.safetensors"))[0]
+    tensors = load_file(str(shard))
+    tensors["vectors"][0, 0, 0] = float("nan")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(shard))
+    (tmp_path / "out").rename(tmp_path / "first")
+    again = cli(*RUN, "--budgets", "1x1", *base_args(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert f"cache shard {shard} is damaged (1 of its" in again.stderr
+    assert bool(torch.isfinite(load_file(str(shard))["vectors"]).all())
+    first = json.loads((tmp_path / "first" / "test-hash" / "toy-corpus.json").read_text())
+    second = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert first["budgets"][0]["metrics"] == second["budgets"][0]["metrics"]

@@ -130,6 +130,23 @@ def find_datasets(specs: Sequence[TaskSpec], config: RunConfig, dist: distribute
         raise failure
 
 
+def check_task_data(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:
+    """Load every task as a text reader sees it (cheap: no page rendering) and validate it
+    (no queries, an empty corpus, no judgements, judgements or lists naming unknown items)
+    before any model loads; a loader that raises is named. Rank 0 checks, every rank stops."""
+    failure = None
+    if dist.is_main:
+        try:
+            for spec in specs:
+                spec.load(config.data_dir, ("text",)).limit(config.limit).validate(spec)
+        except HarnessError as exc:
+            failure = exc
+    if dist.enabled:
+        failure = dist.broadcast(failure)
+    if failure is not None:
+        raise failure
+
+
 @dataclass
 class TaskPlan:
     """One (model, task): where its result goes, the budgets left to compute, and the stored
