@@ -109,7 +109,13 @@ def _digest(obj: Any) -> str:
 
 
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write to the cache folder {path.parent} ({exc.strerror or exc}); fix its "
+            "permissions, or pass --cache-dir DIR or --no-cache"
+        ) from None
     os.close(fd)
     try:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
@@ -256,7 +262,15 @@ class EmbeddingCache:
             return None
         digest = _digest(key)
         directory = self.root / "embeddings" / digest[:2] / digest
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory):
+                pass  # the folder takes new files (a parent may be writable while it is not)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot write to the cache folder {directory} ({exc.strerror or exc}); fix its "
+                "permissions, or pass --cache-dir DIR or --no-cache"
+            ) from None
         meta = directory / "key.json"
         if not meta.exists():
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")

@@ -70,8 +70,11 @@ class Scores:
         from harness.results import partial_reason
 
         self.table: dict[tuple[str, str, str], dict[str, float]] = {}
+        self.partial: dict[tuple[str, str], str] = {}  # (model, task) left out, and why
         for record in records:
-            if partial_reason(record) is not None:
+            why = partial_reason(record)
+            if why is not None:
+                self.partial[(record["model"]["name"], record["task"]["name"])] = why
                 continue
             for row in record["budgets"]:
                 if row.get("per_query"):
@@ -87,6 +90,12 @@ class Scores:
         try:
             return self.table[(model, task, label)]
         except KeyError:
+            why = self.partial.get((model, task))
+            if why is not None:
+                raise UsageError(
+                    f"{model} on {task} is a partial result ({why}), which claims leave out; "
+                    "run it on the whole task (no --limit)"
+                ) from None
             raise UsageError(
                 f"no per-query scores for {model} @ {label} on {task}; run it first"
             ) from None
@@ -153,13 +162,38 @@ def _combine(
     return {s: {q: x[q] - y[q] for q in set(x) & set(y)} for s, (x, y) in pairs.items()}
 
 
+def read_claims_file(path: str | Path) -> dict[str, Any]:
+    """A claims TOML file, checked for the fields `run_claims` reads; errors name the file."""
+    try:
+        spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read claims file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"claims file {path} is not valid TOML: {exc}") from None
+    claims = spec.get("claims", [])
+    if not isinstance(claims, list) or not claims:
+        raise UsageError(f"claims file {path} has no [[claims]] tables")
+    for n, claim in enumerate(claims, 1):
+        if not isinstance(claim, dict) or "id" not in claim or "comparisons" not in claim:
+            raise UsageError(f"claims file {path}: claim {n} needs `id` and `comparisons`")
+        for comparison in claim["comparisons"]:
+            if not isinstance(comparison, list) or len(comparison) not in (2, 4):
+                raise UsageError(
+                    f"claims file {path}: claim {claim['id']!r} has comparison {comparison!r}; "
+                    "each is [a, b] or [a, b, c, d] of 'system @ budget' strings"
+                )
+        if not claim.get("tasks", spec.get("tasks")):
+            raise UsageError(f"claims file {path}: claim {claim['id']!r} names no tasks")
+    return spec
+
+
 def run_claims(
     path: str | Path, records: list[dict[str, Any]], partial: bool = False
 ) -> list[Test]:
     """Every comparison of the claim file on every task. With `partial` (a study still
     running), systems are compared on the seeds already run, comparisons with no run yet are
     left out, and the Holm correction covers the tests made so far."""
-    spec = tomllib.loads(Path(path).read_text())
+    spec = read_claims_file(path)
     systems: dict[str, list[str]] = {
         k: [v] if isinstance(v, str) else list(v) for k, v in spec.get("systems", {}).items()
     }

@@ -221,8 +221,14 @@ def export_mteb(
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """mteb writes bare NaN for undefined metrics; Python's json reads them."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    """mteb writes bare NaN for undefined metrics; Python's json reads them. A file that is not
+    JSON is named with its line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}:{exc.lineno} is not valid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read {path}: {exc}") from None
 
 
 def _subset_main(subset: dict[str, Any]) -> float | None:
@@ -235,7 +241,11 @@ def read_task_file(path: Path, spec: TaskSpec) -> dict[str, Any] | None:
     `main_score` over the subsets, x100), each subset's score, and where it came from; None
     when the file's subsets are not the ones mteb scores for this task (an incomplete file)."""
     data = _read_json(path)
-    subsets = {s["hf_subset"]: _subset_main(s) for s in data["scores"].get(SPLIT, [])}
+    try:
+        subsets = {s["hf_subset"]: _subset_main(s) for s in data["scores"].get(SPLIT, [])}
+        data["task_name"]  # noqa: B018 (checked here, read below)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise HarnessError(f"{path} is not an mteb TaskResult (no {exc})") from None
     expected = list(spec.options.get("subsets") or [])
     if spec.options.get("by_language"):
         expected = list(spec.languages)
@@ -332,7 +342,11 @@ def _import_folder(
     experiment = folder.parent.name == EXPERIMENTS
     revision_folder = folder.parent.parent if experiment else folder
     if (folder / "model_meta.json").exists():
-        meta = _read_json(folder / "model_meta.json")
+        try:
+            meta = _read_json(folder / "model_meta.json")
+        except HarnessError as exc:
+            skipped.append({"model": name, "file": str(folder.relative_to(repo)), "why": str(exc)})
+            return None
     elif experiment:
         return None  # mteb's loader skips an experiment folder without its model_meta.json
     else:
@@ -342,8 +356,12 @@ def _import_folder(
         spec = by_mteb.get(path.stem)
         if spec is None:
             continue
-        entry = read_task_file(path, spec)
         where = str(path.relative_to(repo))
+        try:
+            entry = read_task_file(path, spec)
+        except HarnessError as exc:  # one bad file of a third-party checkout: named, skipped
+            skipped.append({"model": name, "file": where, "why": str(exc)})
+            continue
         if entry is None:
             skipped.append(
                 {"model": name, "file": where, "why": "its subsets are not the ones mteb scores"}

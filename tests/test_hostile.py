@@ -251,3 +251,56 @@ def test_a_cached_shard_with_nan_is_discarded_and_encoded_again(tmp_path):
     first = json.loads((tmp_path / "first" / "test-hash" / "toy-corpus.json").read_text())
     second = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
     assert first["budgets"][0]["metrics"] == second["budgets"][0]["metrics"]
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (None, "cannot read claims file"),
+        ("[[claims]\nid = 1", "is not valid TOML"),
+        ('tasks = ["toy-corpus"]\n', "has no [[claims]] tables"),
+        ('[[claims]]\nid = "a"\n', "claim 1 needs `id` and `comparisons`"),
+        ('[[claims]]\nid = "a"\ntasks = ["toy-corpus"]\ncomparisons = [["x"]]\n', "each is [a, b]"),
+    ],
+)
+def test_a_bad_claims_file_is_one_line(tmp_path, text, fragment):
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "claims.toml"
+    if text is not None:
+        path.write_text(text)
+    result = cli("report", "claims", str(path), "--results", str(tmp_path / "out"))
+    one_line_error(result, 2, fragment)
+
+
+def test_claims_on_a_limited_run_say_why_it_is_left_out(tmp_path):
+    assert cli(*RUN, "--budgets", "1x1", "--limit", "3", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "claims.toml"
+    path.write_text(
+        '[systems]\nhash = "test-hash"\n[[claims]]\nid = "a"\ntasks = ["toy-corpus"]\n'
+        'comparisons = [["hash @ 1x1", "hash @ 1x1"]]\n'
+    )
+    result = cli("report", "claims", str(path), "--results", str(tmp_path / "out"))
+    one_line_error(result, 2, "is a partial result (", "run it on the whole task (no --limit)")
+
+
+def test_trec_run_files_stay_valid_whatever_the_ids(tmp_path):
+    from urllib.parse import unquote
+
+    from harness.pipeline.record import trec_id
+
+    for raw in ["plain", "two words", "tab\there", "100%", "new\nline", ""]:
+        field = trec_id(raw)
+        assert field and not any(ch.isspace() for ch in field)
+        assert unquote(field) == (raw or "\x00")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission")
+def test_a_cache_folder_that_is_not_writable_is_one_line(tmp_path):
+    cache = tmp_path / "cache" / "embeddings"
+    cache.mkdir(parents=True)
+    cache.chmod(0o500)
+    try:
+        result = cli(*RUN, *base_args(tmp_path))
+    finally:
+        cache.chmod(0o700)
+    one_line_error(result, 1, "cannot write to the cache folder")

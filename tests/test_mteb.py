@@ -221,6 +221,9 @@ def test_import_reads_mteb_layout_and_reports_beside_runs(tmp_path):
     _published(rev / "Vidore2ESGReportsRetrieval.json", "Vidore2ESGReportsRetrieval", "0542",
                {"french": 0.5})  # fmt: skip
     _published(rev / "SomeOtherTask.json", "SomeOtherTask", "x", {"default": 0.1})
+    # A third-party checkout may hold broken files: each is named (with its line) and skipped.
+    (rev / "VidoreTabfquadRetrieval.json").write_text('{\n  "task_name": oops\n}\n')
+    (rev / "VidoreTatdqaRetrieval.json").write_text('{"task_name": "VidoreTatdqaRetrieval"}\n')
     exp = rev / "experiments" / "vector_type_multi_vector"
     exp.mkdir(parents=True)
     (exp / "model_meta.json").write_text(json.dumps({"name": "org/model-a", "revision": "abc123",
@@ -246,6 +249,11 @@ def test_import_reads_mteb_layout_and_reports_beside_runs(tmp_path):
     whys = {(s["model"], s["why"]) for s in data["skipped"]}
     assert ("org/absent", "not in the results repository") in whys
     assert ("org/model-a", "its subsets are not the ones mteb scores") in whys
+    broken = {s["file"]: s["why"] for s in data["skipped"] if "file" in s}
+    tabfquad = next(w for f, w in broken.items() if f.endswith("VidoreTabfquadRetrieval.json"))
+    assert tabfquad.endswith("VidoreTabfquadRetrieval.json:2 is not valid JSON (Expecting value)")
+    tatdqa = next(w for f, w in broken.items() if f.endswith("VidoreTatdqaRetrieval.json"))
+    assert "is not an mteb TaskResult (no 'scores')" in tatdqa
     names = [entry["name"] for entry in load_reported(output)]
     assert names == ["org/model-a", "org/model-a [vector_type_multi_vector]"]
 

@@ -119,8 +119,21 @@ def _stored_cost(cost: dict[str, Any], storage: str | None, dim: int, dtype: str
     return {**cost, "index_bytes_per_candidate": cost["vectors_per_candidate"] * per_vector}
 
 
+def trec_id(value: str) -> str:
+    """An id as one TREC field: `%`, whitespace and control characters percent-encoded (so an
+    id with a space stays one field, and `urllib.parse.unquote` gives the id back)."""
+    return (
+        "".join(
+            f"%{ord(ch):02X}" if ch == "%" or ch.isspace() or ord(ch) < 32 else ch
+            for ch in str(value)
+        )
+        or "%00"
+    )
+
+
 def write_trec(ctx: TaskContext, run: Run, budget: Budget) -> None:
-    """`qid Q0 docid rank score tag`, ranked as trec_eval ranks them."""
+    """`qid Q0 docid rank score tag`, ranked as trec_eval ranks them; ids as `trec_id` writes
+    them."""
     path = (
         Path(ctx.config.output)
         / safe_name(ctx.card.name)
@@ -134,7 +147,8 @@ def write_trec(ctx: TaskContext, run: Run, budget: Budget) -> None:
         for rank, doc in enumerate(trec_order(run[qid]), 1):
             score = run[qid][doc]
             lines.append(
-                f"{qid} Q0 {doc} {rank} {score if score != float('-inf') else -1e30:.6f} {tag}\n"
+                f"{trec_id(qid)} Q0 {trec_id(doc)} {rank} "
+                f"{score if score != float('-inf') else -1e30:.6f} {tag}\n"
             )
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(lines))
