@@ -34,6 +34,8 @@ def _budget_key(row: dict[str, Any]) -> tuple[float, ...]:
 
 def _score_cell(row: dict[str, Any], ci: bool) -> str:
     text = f"{100.0 * row['main_score']:.2f}"
+    if row.get("seed_scores") and not ci:  # a model read over its seeds: mean ± sd of seeds
+        return text + f" ± {100.0 * row['seed_sd']:.2f}"
     if ci and row.get("per_query"):
         from harness.stats import bootstrap_ci
 

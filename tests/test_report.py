@@ -343,3 +343,51 @@ def test_a_record_missing_what_readers_need_is_named_and_skipped(tmp_path, damag
     found = [p.name for p, _ in iter_results(tmp_path, skipped)]
     assert found == ["a.json"] and [p.name for p, _ in skipped] == ["b.json"]
     assert why in skipped[0][1]
+
+
+def test_seeds_read_as_one_model_by_hand():
+    from harness.report import leaderboard
+    from harness.seeds import merge_seeds
+
+    def rec(name, seed, scores, per_query, training_seed=None, lr=2e-4):
+        return {
+            "model": {
+                "name": name,
+                "args": {"checkpoint": f"ckpt/{name}", "max_length": 512},
+                "backbone": "minilm",
+                "n_params": 1000,
+                "training": {"seed": seed if training_seed is None else training_seed, "lr": lr,
+                             "output": f"ckpt/{name}", "model_args": {"name": name}},
+            },
+            "task": {"name": "t"},
+            "config": {},
+            "budgets": [
+                {"label": label, "main_score": score, "metrics": {"ndcg_at_5": score},
+                 "per_query": pq, "cost": {"scoring_ms_per_query": 1.0 + seed,
+                                           "vectors_per_candidate": 1, "index_bytes_per_candidate": 4,
+                                           "scoring_flops_per_pair": 2}}
+                for (label, score), pq in zip(scores.items(), per_query, strict=True)
+            ],
+        }  # fmt: skip
+
+    records = [
+        rec("me-s0", 0, {"1x1": 0.40, "16x64": 0.50}, [{"a": 0.4}, {"a": 0.5}]),
+        rec("me-s1", 1, {"1x1": 0.44, "16x64": 0.56}, [{"a": 0.6}, {"a": 0.7}]),
+        rec("me-s2", 2, {"1x1": 0.42}, [{"a": 0.5}]),  # no 16x64 row: that budget has two seeds
+        rec("other-s0", 0, {"1x1": 0.30}, [{"a": 0.3}], lr=1e-3),  # one seed: unchanged
+        rec("mixed-s0", 0, {"1x1": 0.2}, [{"a": 0.2}]),
+        rec("mixed-s1", 1, {"1x1": 0.4}, [{"a": 0.4}], lr=1e-3),  # another recipe: not merged
+    ]
+    merged = merge_seeds(records)
+    names = [r["model"]["name"] for r in merged]
+    assert names == ["me (3 seeds)", "other-s0", "mixed-s0", "mixed-s1"]
+    me = merged[0]
+    assert me["model"]["seeds"] == ["me-s0", "me-s1", "me-s2"]
+    (row,) = me["budgets"]  # only the budget every seed has
+    assert row["label"] == "1x1" and row["main_score"] == pytest.approx((0.40 + 0.44 + 0.42) / 3)
+    assert row["seed_sd"] == pytest.approx(0.02)  # sample sd of 0.40, 0.44, 0.42
+    assert row["per_query"] == {"a": pytest.approx(0.5)}
+    assert row["cost"]["scoring_ms_per_query"] == 2.0  # the median seed's timing
+    header, rows = leaderboard(merged)
+    assert rows[0][:2] == ["me (3 seeds) @ 1x1", "42.00 ± 2.00"]
+    assert records[0]["model"]["name"] == "me-s0"  # the inputs are left as they were

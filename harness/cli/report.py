@@ -33,6 +33,7 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
         action="store_true",
         help="count partial results (--limit runs, datasets of another size) in means and aggregates",
     )
+    _seeds_flag(table)
     table.add_argument(
         "--ci",
         action="store_true",
@@ -48,6 +49,7 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
         "--output", default=None, help="the HTML file (default: RESULTS/leaderboard.html)"
     )
     page.add_argument("--title", default="Leaderboard", help="the page's title")
+    _seeds_flag(page)
     page.add_argument(
         "--no-reported",
         action="store_true",
@@ -62,6 +64,17 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
     )
     plot.add_argument(
         "--output", default=None, help="folder for the PNG and SVG files (default: RESULTS/plots)"
+    )
+    _seeds_flag(plot)
+
+
+def _seeds_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds",
+        choices=("each", "mean"),
+        default="each",
+        help="mean: a model trained with several seeds (NAME-s0, NAME-s1, ... of one recipe) "
+        "as one row, the mean over seeds ± their standard deviation (default: each seed)",
     )
 
 
@@ -138,6 +151,10 @@ def command(args: argparse.Namespace) -> int:
     if args.report_command == "import":
         return _import(args)
     records = _records(args.results)
+    if getattr(args, "seeds", "each") == "mean":
+        from harness.seeds import merge_seeds
+
+        records = merge_seeds(records)
     verbs = {
         "plot": _plot,
         "compare": _compare,
