@@ -304,3 +304,22 @@ def test_a_cache_folder_that_is_not_writable_is_one_line(tmp_path):
     finally:
         cache.chmod(0o700)
     one_line_error(result, 1, "cannot write to the cache folder")
+
+
+def test_the_default_models_run_quietly(tmp_path):
+    """No library warning, deprecation notice or load report reaches stderr without -v."""
+    result = cli(
+        "run",
+        "--model",
+        "metaembed-mini,single-mean,colbert",
+        "--tasks",
+        "toy_tasks:CORPUS",
+        "--limit",
+        "3",
+        *base_args(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    verbose = cli("run", "-v", "--model", "single-mean", "--tasks", "toy_tasks:CORPUS",
+                  "--limit", "3", "--overwrite", *base_args(tmp_path))  # fmt: skip
+    assert verbose.returncode == 0 and "INFO" in verbose.stderr
