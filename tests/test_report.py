@@ -391,3 +391,9 @@ def test_seeds_read_as_one_model_by_hand():
     header, rows = leaderboard(merged)
     assert rows[0][:2] == ["me (3 seeds) @ 1x1", "42.00 ± 2.00"]
     assert records[0]["model"]["name"] == "me-s0"  # the inputs are left as they were
+    from harness.web.page import page_data
+
+    (entry,) = [
+        r for r in page_data(merged, reported=False)["rows"] if r["model"] == "me (3 seeds)"
+    ]
+    assert entry["sd"] == pytest.approx(2.0) and entry["seeds"] == pytest.approx([40.0, 44.0, 42.0])

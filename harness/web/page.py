@@ -54,6 +54,11 @@ def page_data(records: list[dict[str, Any]], reported: bool = True) -> dict[str,
                     "params": model.get("backbone_params") or model.get("n_params"),
                     "partial": partial,
                     "reported": False,
+                    # a model read over its seeds (--seeds mean): their scores and sd
+                    "seeds": [100.0 * x for x in row["seed_scores"]]
+                    if row.get("seed_scores")
+                    else None,
+                    "sd": 100.0 * row["seed_sd"] if row.get("seed_scores") else None,
                 }
             )
     if reported:

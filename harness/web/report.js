@@ -37,6 +37,7 @@ function entries() {
     return { key, model: rs[0].model, budget: rs[0].budget, family: rs[0].family, kind: rs[0].kind,
       order: rs[0].order, score: mean("score"), low: rs.length === 1 ? rs[0].low : null,
       high: rs.length === 1 ? rs[0].high : null, covered: use.length, expected: tasks.size,
+      sd: rs.length === 1 && rs[0].sd !== undefined ? rs[0].sd : null,
       bytes: mean("bytes"), flops: mean("flops"), latency: mean("latency"), params: rs[0].params,
       partial: rs.some((r) => r.partial), reported: rs.some((r) => r.reported),
       detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n"), rows: rs };
@@ -89,6 +90,7 @@ function drawTable(list) {
     tr.title = e.detail;
     const label = e.key + (e.reported ? " (reported)" : "") + (e.partial ? " \u2020" : "");
     let score = fmt(e.score);
+    if (e.sd !== null) score += " <span class=ci>\u00b1 " + fmt(e.sd, 1) + " sd</span>";
     if (e.low !== null) score += " <span class=ci>[" + fmt(e.low, 1) + ", " + fmt(e.high, 1) + "]</span>";
     if (e.covered < e.expected) score += " <span class=mark>(" + e.covered + "/" + e.expected + ")</span>";
     const cells = [label, e.family || "-", e.kind, score, big(e.bytes), big(e.flops),
@@ -109,6 +111,7 @@ function drillDown(table, e) {
   td.innerHTML = "<table class=tasks><tr><th>task</th><th>metric</th><th>score</th><th>95% CI</th>" +
     "<th>bytes / cand</th><th>ms / query</th></tr>" + rows.map((r) => "<tr><td>" + esc(r.task) +
     (r.partial ? " \u2020" : "") + "</td><td>" + esc(r.metric || "-") + "</td><td>" + fmt(r.score) +
+    (r.seeds ? " <span class=ci>(seeds " + r.seeds.map((x) => fmt(x, 1)).join(", ") + ")</span>" : "") +
     "</td><td>" + (r.low === null ? "-" : "[" + fmt(r.low, 1) + ", " + fmt(r.high, 1) + "]") +
     "</td><td>" + big(r.bytes) + "</td><td>" + fmt(r.latency, 3) + "</td></tr>").join("") + "</table>";
 }
