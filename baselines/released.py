@@ -233,6 +233,8 @@ def export_released(
         raise UsageError(f"weights must be full or adapter, got {weights!r}")
     released_key("language_model.x", layout)  # checks the layout name
     out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file; name a new folder for the converted checkpoint")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; choose a new folder for the converted checkpoint")
     out.mkdir(parents=True, exist_ok=True)

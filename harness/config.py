@@ -341,7 +341,9 @@ class TrainConfig:
         minimum=1,
         help="stop after N steps in this invocation (rerun to continue)",
     )
-    device: str = option("auto", flag="--device", help="auto | cpu | cuda")
+    device: str = option(
+        "auto", flag="--device", choices=("auto", "cpu", "cuda"), help="auto | cpu | cuda"
+    )
     resume: bool = option(
         True,
         flag="--no-resume",

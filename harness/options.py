@@ -157,6 +157,11 @@ def check_values(cls: type, values: dict[str, Any], where: str) -> None:
                 raise UsageError(
                     f"{label}{place} must be {wanted.get(kind, 'a ' + kind)}, got {value!r}"
                 )
+            if kind == "list[str]" and isinstance(value, list):
+                if not value:
+                    raise UsageError(f"{label}{place} is empty; name at least one, or leave it out")
+                if not all(isinstance(v, str) and v.strip() for v in value):
+                    raise UsageError(f"{label}{place} must list names (strings), got {value!r}")
             if kind == "float" and not math.isfinite(value):
                 raise UsageError(f"{label}{place} must be a finite number, got {value!r}")
         if opt is not None and opt.choices and value not in opt.choices:

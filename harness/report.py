@@ -134,10 +134,19 @@ def _cost_cells(rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _md_row(cells: Sequence[str]) -> str:
+    """One Markdown table row; a `|` or line break inside a name cannot split the row."""
+    clean = (
+        str(c).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+        for c in cells
+    )
+    return "| " + " | ".join(clean) + " |"
+
+
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "md") -> str:
     if fmt == "md":
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines = [_md_row(header), "|" + "|".join("---" for _ in header) + "|"]
+        lines += [_md_row(r) for r in rows]
         return "\n".join(lines) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()

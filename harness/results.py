@@ -54,6 +54,12 @@ class ResultRecord(TypedDict):
 
 # What a reader needs from a record; a file without it is named and skipped, never half-read.
 REQUIRED_ROW = ("label", "main_score", "metrics", "cost")
+NUMERIC_COST = (
+    "vectors_per_candidate",
+    "index_bytes_per_candidate",
+    "scoring_flops_per_pair",
+    "scoring_ms_per_query",
+)
 
 
 def not_understood(record: Any) -> str | None:
@@ -74,11 +80,31 @@ def not_understood(record: Any) -> str | None:
         return "has no task name"
     if not isinstance(record["budgets"], list):
         return "has no list of budgets"
+    labels = set()
     for row in record["budgets"]:
         missing = [k for k in REQUIRED_ROW if not isinstance(row, dict) or k not in row]
         if missing:
             return f"has a budget row without {missing[0]!r}"
         label = row.get("label")
+        why = _bad_label(label)
+        if why is not None:
+            return why
+        if label in labels:
+            return f"has two rows for budget {label!r}"
+        labels.add(label)
+        if not isinstance(row["cost"], dict):
+            return f"has a cost that is not an object at budget {label!r}"
+        for name in NUMERIC_COST:  # what tables, plots and pages compute with
+            value = row["cost"].get(name)
+            if value is not None and not (_is_finite(value) and value >= 0):
+                return f"has cost {name} = {value!r} at budget {label!r} (not a number >= 0)"
+        per_query = row.get("per_query")
+        if per_query is not None:
+            if not isinstance(per_query, dict):
+                return f"has per_query scores that are not an object at budget {label!r}"
+            bad = next((v for v in per_query.values() if not _is_finite(v)), None)
+            if bad is not None or any(not _is_finite(v) for v in per_query.values()):
+                return f"has a per-query score {bad!r} at budget {label!r} (not a finite number)"
         if not _is_score(row["main_score"]):
             return (
                 f"has main_score {row['main_score']!r} at budget {label!r} (not a number in [0, 1])"
@@ -92,7 +118,24 @@ def not_understood(record: Any) -> str | None:
 
 
 def _is_finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _bad_label(label: Any) -> str | None:
+    from harness.budgets import Budget
+
+    if not isinstance(label, str):
+        return f"has a budget label {label!r} that is not a string"
+    try:
+        Budget.parse(label)
+    except Exception:  # noqa: BLE001 (any parse failure makes the file unreadable here)
+        return f"has a budget label {label!r} this harness cannot parse"
+    return None
 
 
 def _is_score(value: Any) -> bool:

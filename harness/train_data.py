@@ -117,6 +117,10 @@ def _from_jsonl(path: Path) -> list[Example]:
                     f"{path}:{line_no}: {key!r} must be a string, got {type(row[key]).__name__}"
                 )
 
+        for key in ("query", "positive"):
+            if row.get(key) is None and not row.get(f"{key}_image"):
+                raise HarnessError(f"{path}:{line_no}: {key!r} needs a text or a {key}_image")
+
         def item(role: str, key: str, row=row, line_no=line_no) -> Item | None:
             text, image = row.get(key), row.get(f"{key}_image")
             if text is None and image is None:

@@ -219,6 +219,7 @@ def _trainable_state(encoder) -> dict[str, torch.Tensor]:
 
 # What `harness train` writes into its output folder (and, in state/, into the training state).
 OWN_FILES = {
+    ".train.lock",
     "train_config.json",
     LOG_FILE,
     "loss.png",
@@ -241,6 +242,26 @@ CHECKPOINT_FILES = {
 }
 
 
+def _lock_output(output: Path):
+    """An exclusive lock on the output folder for the whole run (released when the process
+    ends): a second training run into the same folder stops instead of interleaving its
+    steps and saves with this one's."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return None
+    handle = open(output / ".train.lock", "w")  # noqa: SIM115 (kept open for the run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UsageError(
+            f"another training run is writing to {output}; wait for it to finish or choose "
+            "another --output"
+        ) from None
+    return handle
+
+
 def check_output(output: Path) -> None:
     """`--output` must be new, empty, or a checkpoint folder of `harness train` (finished or
     interrupted, known by its train_config.json) holding only what training writes there:
@@ -249,7 +270,7 @@ def check_output(output: Path) -> None:
         return
     if not output.is_dir():
         raise UsageError(f"--output {output} is a file; name a folder for the checkpoint")
-    entries = sorted(p.name for p in output.iterdir())
+    entries = sorted(p.name for p in output.iterdir() if p.name != ".train.lock")
     if not entries:
         return
     if "train_config.json" not in entries:
@@ -428,6 +449,7 @@ def train(config: TrainConfig) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     job = _set_up(config)
     rank = job.dist.rank
+    lock = _lock_output(output) if rank == 0 else None  # noqa: F841 (held until the run ends)
     start = _resume(config, output, job)
     job.encoder.train()
     if config.tune == "frozen" or not config.dropout:

@@ -323,3 +323,62 @@ def test_the_default_models_run_quietly(tmp_path):
     verbose = cli("run", "-v", "--model", "single-mean", "--tasks", "toy_tasks:CORPUS",
                   "--limit", "3", "--overwrite", *base_args(tmp_path))  # fmt: skip
     assert verbose.returncode == 0 and "INFO" in verbose.stderr
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda r: r["budgets"][0]["per_query"].update(q0=float("nan")), "per-query score"),
+        (lambda r: r["budgets"].append(dict(r["budgets"][0])), "has two rows for budget"),
+        (lambda r: r["budgets"][0].update(label="1x1 | evil\nrow"), "cannot parse"),
+        (
+            lambda r: r["budgets"][0]["cost"].update(index_bytes_per_candidate=-128),
+            "not a number >= 0",
+        ),
+        (lambda r: r["budgets"][0].update(main_score=10**400), "not a number in [0, 1]"),
+    ],
+)
+def test_invalid_values_in_a_result_file_are_named_and_never_shown(tmp_path, edit, fragment):
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    for verb in (["table", "--ci"], ["html", "--output", str(tmp_path / "p.html")]):
+        result = cli("report", *verb, "--results", str(tmp_path / "out"))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"skipped {path}" in result.stderr and fragment in result.stderr
+
+
+def test_markdown_tables_keep_their_shape_whatever_the_names():
+    from harness.report import render
+
+    text = render(["model @ budget", "t|x"], [["a|b\nc @ 1x1", "1.00"]], "md")
+    assert [line.count(" | ") for line in text.splitlines() if line.startswith("| ")] == [1, 1]
+    assert "a\\|b c @ 1x1" in text
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([*RUN, "--output", ""], "--output is empty"),
+        (["report", "table", "--results", ""], "--results is empty"),
+        (["report", "match", "x", "--tolerance", "-1"], "--tolerance must be a number in [0, 1]"),
+        (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
+    ],
+)
+def test_empty_paths_and_bad_values_are_refused(tmp_path, args, fragment):
+    one_line_error(cli(*args), 2, fragment)
+
+
+def test_a_second_training_run_into_the_same_folder_stops(tmp_path):
+    from harness.training import _lock_output
+
+    output = tmp_path / "ckpt"
+    output.mkdir()
+    held = _lock_output(output)  # as a first run holds it
+    try:
+        result = cli(*train_args(tmp_path, output))
+    finally:
+        held.close()
+    one_line_error(result, 2, "another training run is writing to")

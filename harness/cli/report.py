@@ -148,6 +148,12 @@ def _add_mteb_verbs(rsub: argparse._SubParsersAction, parents: list) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
+    for name in ("results", "output"):
+        if getattr(args, name, None) == "":
+            raise UsageError(f"--{name} is empty; name a folder or file, or leave the flag out")
+    tolerance = getattr(args, "tolerance", 0.0)
+    if not (0 <= tolerance <= 1):  # NaN fails too
+        raise UsageError(f"--tolerance must be a number in [0, 1], got {tolerance}")
     if args.report_command == "import":
         return _import(args)
     records = _records(args.results)

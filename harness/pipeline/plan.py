@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 def check_settings(config: RunConfig) -> None:
     """Every setting that can be wrong, checked before anything is loaded (exit code 2)."""
+    for name in ("output", "cache_dir", "data_dir"):
+        if getattr(config, name) == "":
+            raise UsageError(
+                f"--{name.replace('_', '-')} is empty; name a folder, or leave the flag out"
+            )
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be a positive number of queries, got {config.limit}")
     if config.batch_size < 1:
