@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from harness import faults
+from harness.errors import UsageError
 
 SCHEMA_VERSION = 1
 
@@ -133,9 +134,24 @@ def _bad_label(label: Any) -> str | None:
         return f"has a budget label {label!r} that is not a string"
     try:
         Budget.parse(label)
-    except Exception:  # noqa: BLE001 (any parse failure makes the file unreadable here)
+    except UsageError:
         return f"has a budget label {label!r} this harness cannot parse"
     return None
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a log the harness appends to (training loss, dev scores); a last line
+    half-written by a killed process is passed over."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
 
 
 def _is_score(value: Any) -> bool:

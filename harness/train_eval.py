@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.results import read_jsonl
+
 log = logging.getLogger(__name__)
 
 DEV_DIR = "dev"
@@ -81,16 +83,7 @@ def _evaluate(encoder, step: int, config, output: Path, evaluate) -> None:
 
 
 def read_scores(output: str | Path) -> list[dict[str, Any]]:
-    path = Path(output) / DEV_SCORES
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:  # a line half-written when the process was killed
-            continue
-    return rows
+    return read_jsonl(Path(output) / DEV_SCORES)
 
 
 def plot_dev_curve(output: str | Path) -> Path | None:

@@ -34,6 +34,7 @@ from harness.config import LOG_FILE, STATE_DIR, TrainConfig, resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.losses import gather_candidates, mmr_loss, parse_groups
 from harness.protocol import TrainableEncoder
+from harness.results import read_jsonl
 from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
 
 log = logging.getLogger(__name__)
@@ -628,16 +629,7 @@ def _log_step(
 
 
 def read_log(output: str | Path) -> list[dict[str, Any]]:
-    path = Path(output) / LOG_FILE
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:  # a line half-written when the process was killed
-            continue
-    return rows
+    return read_jsonl(Path(output) / LOG_FILE)
 
 
 def plot_loss(output: str | Path) -> Path | None:

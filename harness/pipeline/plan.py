@@ -117,33 +117,35 @@ def _check_budget(card: ModelCard, budget: Budget, reducible: bool) -> None:
 
 
 def find_datasets(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:
-    """Find (or, online without --data-dir, fetch) every hub dataset before any model loads;
-    under torch.distributed rank 0 does it and a failure stops every rank."""
+    """Find (or, online without --data-dir, fetch) every hub dataset before any model loads."""
     from harness.hub import dataset_root
 
-    failure = None
-    if dist.is_main:
-        try:
-            for spec in specs:
-                if spec.hub_snapshot:
-                    dataset_root(spec, config.data_dir)
-        except HarnessError as exc:
-            failure = exc
-    if dist.enabled:
-        failure = dist.broadcast(failure)
-    if failure is not None:
-        raise failure
+    def find() -> None:
+        for spec in specs:
+            if spec.hub_snapshot:
+                dataset_root(spec, config.data_dir)
+
+    _on_main(dist, find)
 
 
 def check_task_data(specs: Sequence[TaskSpec], config: RunConfig, dist: distributed.Dist) -> None:
     """Load every task as a text reader sees it (cheap: no page rendering) and validate it
     (no queries, an empty corpus, no judgements, judgements or lists naming unknown items)
-    before any model loads; a loader that raises is named. Rank 0 checks, every rank stops."""
+    before any model loads; a loader that raises is named."""
+
+    def check() -> None:
+        for spec in specs:
+            spec.load(config.data_dir, ("text",)).limit(config.limit).validate(spec)
+
+    _on_main(dist, check)
+
+
+def _on_main(dist: distributed.Dist, work) -> None:
+    """Under torch.distributed rank 0 does `work` and a failure there stops every rank."""
     failure = None
     if dist.is_main:
         try:
-            for spec in specs:
-                spec.load(config.data_dir, ("text",)).limit(config.limit).validate(spec)
+            work()
         except HarnessError as exc:
             failure = exc
     if dist.enabled:
