@@ -57,12 +57,17 @@ def canonical_name(name: str) -> str:
     return MPNET if name in MPNET_NAMES and not os.path.isdir(name) else name
 
 
-def int_option(name: str, value: Any) -> int:
-    """A whole-number model argument, or a usage error that names it (`max_length=abc`)."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"--model-args {name}= takes a whole number, got {value!r}") from None
+def int_option(name: str, value: Any, minimum: int = 1) -> int:
+    """A whole-number model argument of at least `minimum`, or a usage error that names it
+    (`max_length=abc`, `max_length=-5`, `max_length=2.5`)."""
+    if isinstance(value, str):
+        value = value.strip()
+        value = int(value) if value.lstrip("-").isdigit() else value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"--model-args {name}= takes a whole number, got {value!r}")
+    if value < minimum:
+        raise UsageError(f"--model-args {name}= must be at least {minimum}, got {value}")
+    return value
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
@@ -154,6 +159,7 @@ class TextBackbone(Backbone):
     ):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        asked_length = int_option("max_length", max_length) if max_length is not None else None
         self.name, self.revision = canonical_name(name), revision
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -184,11 +190,7 @@ class TextBackbone(Backbone):
         self.hidden_size = int(config.hidden_size)
         self.max_positions = _max_positions(config, self.model)
         # sentence-transformers models declare the length they were trained with (256 for MiniLM)
-        self.max_length = (
-            int_option("max_length", max_length)
-            if max_length
-            else int(_sentence_transformers_max_length(path) or 512)
-        )
+        self.max_length = asked_length or int(_sentence_transformers_max_length(path) or 512)
         self.max_length = min(
             self.max_length, int(getattr(self.tokenizer, "model_max_length", 10**6) or 10**6)
         )
@@ -312,6 +314,8 @@ class QwenVLBackbone(Backbone):
             raise UsageError(
                 f"template must be one of {', '.join(QWEN_TEMPLATES)}, got {template!r}"
             )
+        visual_max = int_option("max_visual_tokens", max_visual_tokens)
+        visual_min = int_option("min_visual_tokens", min_visual_tokens)
         self.name, self.revision = name, revision
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -342,10 +346,8 @@ class QwenVLBackbone(Backbone):
         ip = self.image_processor
         self.merge = int(getattr(ip, "merge_size", 2))
         patch = int(getattr(ip, "patch_size", 14)) * self.merge
-        self.max_pixels = int_option("max_visual_tokens", max_visual_tokens) * patch * patch
-        self.min_pixels = min(
-            int_option("min_visual_tokens", min_visual_tokens) * patch * patch, self.max_pixels
-        )
+        self.max_pixels = visual_max * patch * patch
+        self.min_pixels = min(visual_min * patch * patch, self.max_pixels)
         ip.size = {"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels}
         for attribute in (
             "max_pixels",

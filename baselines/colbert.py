@@ -276,3 +276,8 @@ def load_colpali(model: str = "vidore/colpali-v1.3-hf", **kwargs: Any) -> ColVis
     return ColVision(
         model, family_class="ColPaliForRetrieval", name=kwargs.pop("name", "colpali"), **kwargs
     )
+
+
+# what --model-args are checked against (harness.registry.check_arg_types)
+load_colqwen2.delegates = ColVision.__init__  # type: ignore[attr-defined]
+load_colpali.delegates = ColVision.__init__  # type: ignore[attr-defined]

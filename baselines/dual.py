@@ -120,3 +120,8 @@ def load_clip(model: str = "openai/clip-vit-base-patch32", **kwargs: Any) -> Dua
 
 def load_siglip(model: str = "google/siglip-base-patch16-224", **kwargs: Any) -> DualEncoder:
     return DualEncoder(model, name=kwargs.pop("name", "siglip"), **kwargs)
+
+
+# what --model-args are checked against (harness.registry.check_arg_types)
+load_clip.delegates = DualEncoder.__init__  # type: ignore[attr-defined]
+load_siglip.delegates = DualEncoder.__init__  # type: ignore[attr-defined]

@@ -226,6 +226,8 @@ def load_metaembed(
     without the field (format 1) was trained with full attention on bidirectional backbones.
     A checkpoint in the released code's layout (full weights or a peft adapter) is read by
     `_load_released`; its format is recorded as `checkpoint_format` in the card's args."""
+    if attention is not None and attention not in ATTENTION:
+        raise UsageError(f"attention= must be one of {', '.join(ATTENTION)}, got {attention!r}")
     if checkpoint is not None and layout_of(checkpoint) != "own":
         return _load_released(
             checkpoint,
@@ -418,3 +420,7 @@ def load_metaembed_mini(checkpoint: str | None = None, **kwargs: Any) -> MetaEmb
     kwargs.setdefault("name", "metaembed-mini")
     kwargs.setdefault("max_length", 512)  # as the other MiniLM entries (meta slots come on top)
     return load_metaembed(checkpoint=checkpoint, **kwargs)
+
+
+# what --model-args are checked against (harness.registry.check_arg_types)
+load_metaembed_mini.delegates = load_metaembed  # type: ignore[attr-defined]

@@ -184,6 +184,22 @@ def read_claims_file(path: str | Path) -> dict[str, Any]:
                 )
         if not claim.get("tasks", spec.get("tasks")):
             raise UsageError(f"claims file {path}: claim {claim['id']!r} names no tasks")
+    systems = spec.get("systems", {})
+    if not isinstance(systems, dict):
+        raise UsageError(f"claims file {path}: [systems] must be a table of name = [models]")
+    for name, models in systems.items():
+        # an empty system would make every claim naming it drop out of the report unseen
+        if isinstance(models, str):
+            models = [models]
+        if (
+            not isinstance(models, list)
+            or not models
+            or not all(isinstance(m, str) and m for m in models)
+        ):
+            raise UsageError(
+                f"claims file {path}: system {name!r} is {models!r}; give it one or more model "
+                f'names, e.g. {name} = ["metaembed-mini"]'
+            )
     return spec
 
 

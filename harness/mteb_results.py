@@ -252,6 +252,15 @@ def read_task_file(path: Path, spec: TaskSpec) -> dict[str, Any] | None:
     expected = expected or ["default"]
     if sorted(subsets) != sorted(expected) or any(v is None for v in subsets.values()):
         return None
+    for name, value in subsets.items():
+        # mteb writes main_score as a fraction in [0, 1]; anything else is not a score
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise HarnessError(f"{path}: subset {name!r} has main_score {value!r}, not a number")
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise HarnessError(
+                f"{path}: subset {name!r} has main_score {value!r}, outside [0, 1] where mteb "
+                "writes scores"
+            )
     main = spec.main_metric
     metrics = {f"{main}_{name}": 100.0 * subsets[name] for name in expected if name != "default"}
     score = 100.0 * sum(subsets.values()) / len(subsets)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,12 +336,81 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         raise UsageError(f"model {name!r} rejected --model-args {model_args}: {exc}") from exc
     except ValueError:  # no signature to check (some builtins): let the call decide
         pass
+    coerced = check_arg_types(factory, model_args)
+    kwargs.update(coerced)
     model = factory(**kwargs)
     from harness.protocol import Encoder
 
     if not isinstance(model, Encoder):
         raise UsageError(f"{name!r} did not return an encoder (an object with .card and .encode)")
     return model
+
+
+_KINDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def check_arg_types(factory: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Refuse --model-args whose values do not fit the factory's annotations (`dim=abc` for an
+    `int`), before any weights load. Arguments without an annotation are left to the factory.
+    A factory that hands its `**kwargs` on declares where (`factory.delegates = other`), and
+    that function's annotations count too. Returns the arguments to pass changed: a number given where a string is wanted (`name=2024`)
+    becomes that string."""
+    hints: dict[str, Any] = {}
+    # A thin factory that passes **kwargs on names the function it passes them to (`delegates`).
+    target: Any = factory
+    while target is not None:
+        try:
+            init = target.__init__ if inspect.isclass(target) else target
+            hints = {**typing.get_type_hints(init), **hints}
+        except Exception:  # unresolvable annotations: nothing more to check against
+            break
+        target = getattr(target, "delegates", None)
+    coerced: dict[str, Any] = {}
+    for key, value in args.items():
+        if key not in hints:
+            continue
+        allowed = _allowed(hints[key])
+        if allowed is None or any(_fits(value, kind) for kind in allowed):
+            continue
+        if str in allowed and isinstance(value, int | float) and not isinstance(value, bool):
+            coerced[key] = str(value)
+            continue
+        wanted = " or ".join(
+            _KINDS.get(kind, "none") if isinstance(kind, type) or kind is None else repr(kind)
+            for kind in allowed
+        )
+        raise UsageError(f"--model-args {key}= takes {wanted}, got {value!r}")
+    return coerced
+
+
+def _allowed(hint: Any) -> list[Any] | None:
+    """The plain kinds an annotation admits (None for anything not plainly checkable)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        out: list[Any] = []
+        for arm in typing.get_args(hint):
+            kinds = _allowed(arm)
+            if kinds is None:
+                return None
+            out.extend(kinds)
+        return out
+    if origin is typing.Literal:
+        return list(typing.get_args(hint))
+    if hint is type(None):
+        return [None]
+    return [hint] if hint in _KINDS else None
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    if kind is None:
+        return value is None
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(kind, type):
+        return isinstance(value, kind)
+    return value == kind
 
 
 def _accepts(factory: Callable[..., Any], keyword: str) -> bool:

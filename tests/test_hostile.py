@@ -261,6 +261,10 @@ def test_a_cached_shard_with_nan_is_discarded_and_encoded_again(tmp_path):
         ('tasks = ["toy-corpus"]\n', "has no [[claims]] tables"),
         ('[[claims]]\nid = "a"\n', "claim 1 needs `id` and `comparisons`"),
         ('[[claims]]\nid = "a"\ntasks = ["toy-corpus"]\ncomparisons = [["x"]]\n', "each is [a, b]"),
+        (
+            '[systems]\nm = []\n[[claims]]\nid = "a"\ntasks = ["t"]\ncomparisons = [["m @ 1x1", "m @ 1x1"]]\n',
+            "system 'm' is []; give it one or more model names",
+        ),  # fmt: skip
     ],
 )
 def test_a_bad_claims_file_is_one_line(tmp_path, text, fragment):
@@ -365,6 +369,33 @@ def test_markdown_tables_keep_their_shape_whatever_the_names():
         (["report", "table", "--results", ""], "--results is empty"),
         (["report", "match", "x", "--tolerance", "-1"], "--tolerance must be a number in [0, 1]"),
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
+        ([*RUN, "--model-args", "dim=abc"], "--model-args dim= takes a whole number, got 'abc'"),
+        ([*RUN, "--model-args", "nested=maybe"], "nested= takes true or false, got 'maybe'"),
+        ([*RUN, "--model-args", "noise=x"], "noise= takes a number, got 'x'"),
+        (
+            [
+                "run",
+                "--model",
+                "metaembed-mini",
+                "--tasks",
+                "toy_tasks:CORPUS",
+                "--model-args",
+                "max_length=-5",
+            ],
+            "--model-args max_length= must be at least 1, got -5",
+        ),  # fmt: skip
+        (
+            [
+                "run",
+                "--model",
+                "metaembed-mini",
+                "--tasks",
+                "toy_tasks:CORPUS",
+                "--model-args",
+                "query_tokens=2.5",
+            ],
+            "query_tokens= takes a whole number or none, got 2.5",
+        ),  # fmt: skip
     ],
 )
 def test_empty_paths_and_bad_values_are_refused(tmp_path, args, fragment):

@@ -224,6 +224,9 @@ def test_import_reads_mteb_layout_and_reports_beside_runs(tmp_path):
     # A third-party checkout may hold broken files: each is named (with its line) and skipped.
     (rev / "VidoreTabfquadRetrieval.json").write_text('{\n  "task_name": oops\n}\n')
     (rev / "VidoreTatdqaRetrieval.json").write_text('{"task_name": "VidoreTatdqaRetrieval"}\n')
+    # A score on the wrong scale (x100) is not imported as a score of 8250.
+    _published(rev / "VidoreShiftProjectRetrieval.json", "VidoreShiftProjectRetrieval", "84a3",
+               {"default": 82.5})  # fmt: skip
     exp = rev / "experiments" / "vector_type_multi_vector"
     exp.mkdir(parents=True)
     (exp / "model_meta.json").write_text(json.dumps({"name": "org/model-a", "revision": "abc123",
@@ -254,6 +257,8 @@ def test_import_reads_mteb_layout_and_reports_beside_runs(tmp_path):
     assert tabfquad.endswith("VidoreTabfquadRetrieval.json:2 is not valid JSON (Expecting value)")
     tatdqa = next(w for f, w in broken.items() if f.endswith("VidoreTatdqaRetrieval.json"))
     assert "is not an mteb TaskResult (no 'scores')" in tatdqa
+    shift = next(w for f, w in broken.items() if f.endswith("VidoreShiftProjectRetrieval.json"))
+    assert "main_score 82.5, outside [0, 1]" in shift
     names = [entry["name"] for entry in load_reported(output)]
     assert names == ["org/model-a", "org/model-a [vector_type_multi_vector]"]
 
