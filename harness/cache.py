@@ -483,6 +483,30 @@ class EmbeddingCache:
         return merged.select(inverse)
 
 
+def _mapped(path: str | os.PathLike):
+    """A shard's `vectors` as a read-only numpy memory map (bf16 as its raw uint16 bits):
+    indexing it with rows reads those rows alone."""
+    import numpy
+
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        meta = json.loads(handle.read(size))["vectors"]
+    begin, _ = meta["data_offsets"]
+    kinds = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+    return numpy.memmap(
+        path,
+        dtype=kinds[meta["dtype"]],
+        mode="r",
+        offset=8 + size + begin,
+        shape=tuple(meta["shape"]),
+    )
+
+
+def _from_numpy(block: Any, dtype: torch.dtype) -> torch.Tensor:
+    tensor = torch.from_numpy(block)
+    return tensor.view(torch.bfloat16) if dtype == torch.bfloat16 else tensor
+
+
 _DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
@@ -579,21 +603,27 @@ class ShardedVectors:
         return self.transform(mv) if self.transform is not None else mv
 
     def take(self, rows: Sequence[int]) -> MultiVectors:
-        """The given items (in that order), read from their shards: what a cascade's second
-        stage or a single extra page needs, without loading the corpus."""
-        wanted = sorted(set(rows))
-        found: dict[int, MultiVectors] = {}
-        for shard in self.shards:
-            inside = [r for r in wanted if shard.start <= r < shard.stop]
-            if not inside:
-                continue
-            a, b = inside[0] - shard.start, inside[-1] - shard.start + 1
-            with safe_open(shard.path, framework="pt") as handle:
-                block = handle.get_slice("vectors")[a:b]
-            lengths = self._lengths[shard.start + a : shard.start + b]
-            mv = MultiVectors(block, lengths.clamp(max=block.shape[1]))
-            if self.transform is not None:
-                mv = self.transform(mv)
-            for r in inside:
-                found[r] = mv.select([r - shard.start - a])
-        return MultiVectors.cat([found[r] for r in rows])
+        """The given items (in that order), read from their shards: what a single extra page
+        needs, without loading the corpus."""
+        return self.gather(torch.as_tensor(list(rows), dtype=torch.long))
+
+    def gather(self, rows: torch.Tensor, r: int | None = None) -> MultiVectors:
+        """The given rows (in that order, repeats allowed), first `r` vectors of each, read from
+        the memory-mapped shards: only the rows asked for are read (a cascade's second stage
+        gathers each query's shortlist this way)."""
+        rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(self)):
+            raise IndexError(f"rows outside [0, {len(self)})")
+        width = self.max_len if r is None or self.transform is not None else min(r, self.max_len)
+        out = torch.zeros(len(rows), width, self.dim, dtype=self.dtype)
+        shard_of = torch.searchsorted(torch.tensor(self.offsets), rows, right=True) - 1
+        for index in torch.unique(shard_of).tolist():
+            shard = self.shards[index]
+            at = (shard_of == index).nonzero(as_tuple=True)[0]
+            local, order = torch.sort(rows[at] - shard.start)  # read in file order
+            block = _mapped(shard.path)[local.numpy(), :width]
+            out[at[order], : block.shape[1]] = _from_numpy(block, self.dtype)
+        mv = MultiVectors(out, self._lengths[rows].clamp(max=width))
+        if self.transform is not None:
+            mv = self.transform(mv).prefix(r)
+        return mv

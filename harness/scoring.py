@@ -408,6 +408,116 @@ def _dense(
     return scores.cpu()
 
 
+def score_shortlists(
+    queries: MultiVectors,
+    candidates: MultiVectors | ShardedVectors,
+    shortlists: torch.Tensor,
+    budget: Budget | None = None,
+    *,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    device: torch.device | str | None = None,
+    compute_dtype: torch.dtype = torch.float32,
+    padding: str = "exact",
+) -> torch.Tensor:
+    """Each query against its own `d` candidates: `shortlists` [Nq, d] holds rows of
+    `candidates`; returns float32 [Nq, d] in the same positions.
+
+    A cascade's second stage. A block of queries gathers exactly the candidates it names
+    (from memory, or from the shards on disk) and scores them in one batched product, so the
+    work is Nq * d pairs whatever the lists' overlap, in a few large operations per block; the
+    padding rules are `maxsim`'s."""
+    device = torch.device(device) if device is not None else None
+    shortlists = torch.as_tensor(shortlists, dtype=torch.long)
+    if shortlists.dim() != 2 or shortlists.shape[0] != len(queries):
+        raise ValueError(
+            f"shortlists must be [{len(queries)}, depth], got {tuple(shortlists.shape)}"
+        )
+    nq, depth = shortlists.shape
+    rq, rc = _sides(queries, candidates, budget)
+    out = torch.empty(nq, depth)
+    if nq == 0 or depth == 0:
+        return out
+    compute = torch.empty(0, dtype=compute_dtype).element_size()
+    pair = rq * rc * (compute + 4)  # the similarity block, as in `_block_sizes`
+    per_query = depth * (
+        pair + _copy_bytes(rc, queries.dim, candidates.dtype, compute_dtype, sliced=True)
+    )
+    b = max(1, min(nq, DEFAULT_QUERY_BLOCK, block_bytes // max(1, per_query)))
+    for q0 in range(0, nq, b):
+        q1 = min(nq, q0 + b)
+        gathered = gather_rows(candidates, shortlists[q0:q1].reshape(-1), rc)
+        q_vec, q_len = _block(queries, q0, q1, rq, device)
+        c_vec, c_len = gathered.vectors, gathered.lengths
+        if device is not None:
+            c_vec, c_len = c_vec.to(device), c_len.to(device)
+        width = c_vec.shape[1]
+        out[q0:q1] = maxsim_paired(
+            q_vec,
+            q_len,
+            c_vec.view(q1 - q0, depth, width, -1),
+            c_len.view(q1 - q0, depth),
+            compute_dtype,
+            padding=padding,
+            pad_width=rc,
+        ).cpu()
+    return out
+
+
+def gather_rows(
+    candidates: MultiVectors | ShardedVectors, rows: torch.Tensor, r: int
+) -> MultiVectors:
+    """The given rows' first `r` vectors, in that order (repeats allowed), zero-padded."""
+    if isinstance(candidates, MultiVectors):
+        return MultiVectors(candidates.vectors[rows, :r], candidates.lengths[rows].clamp(max=r))
+    return candidates.gather(rows, r)
+
+
+def maxsim_paired(
+    q_vectors: torch.Tensor,
+    q_lengths: torch.Tensor,
+    c_vectors: torch.Tensor,
+    c_lengths: torch.Tensor,
+    compute_dtype: torch.dtype = torch.float32,
+    *,
+    padding: str = "exact",
+    pad_width: int | None = None,
+) -> torch.Tensor:
+    """MaxSim of each of B queries [B, n, D] against its own d candidates [B, d, s, D]
+    (zero-padded past `c_lengths` [B, d]) -> float32 [B, d], by the rules of `maxsim`: padded
+    positions at -inf (`padding="exact"`) or a candidate shorter than `pad_width` scored as if
+    zero-padded to it (`"zero"`); padded query vectors add nothing."""
+    if padding not in PADDING_RULES:
+        raise ValueError(f"padding must be one of {PADDING_RULES}, got {padding!r}")
+    b, n, d = q_vectors.shape
+    _, depth, s, _ = c_vectors.shape
+    sim = torch.bmm(
+        q_vectors.to(compute_dtype), c_vectors.reshape(b, depth * s, d).to(compute_dtype).mT
+    ).view(b, n, depth, s)
+    short = c_lengths < s
+    if padding == "exact" and bool(short.any()):
+        real = torch.arange(s, device=c_lengths.device) < c_lengths.unsqueeze(-1)
+        sim = sim.masked_fill(~real.unsqueeze(1), float("-inf"))
+    best = sim.amax(dim=3)  # [B, n, d]
+    if padding == "zero":
+        short = c_lengths < (s if pad_width is None else pad_width)
+        if bool(short.any()):
+            best = torch.where(short.unsqueeze(1), best.clamp(min=0), best)
+    if bool((q_lengths < n).any()):
+        q_mask = torch.arange(n, device=q_lengths.device) < q_lengths.unsqueeze(-1)
+        best = best.masked_fill(~q_mask.unsqueeze(-1), 0.0)
+    return best.float().sum(dim=1)
+
+
+def rank_shortlists(
+    scores: torch.Tensor, shortlists: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's shortlist by score descending, ties to the lower row: ([Nq, d], [Nq, d])."""
+    rows, by_row = torch.sort(shortlists, dim=1, stable=True)
+    scores = scores.gather(1, by_row)
+    scores, order = torch.sort(scores, dim=1, descending=True, stable=True)
+    return scores, rows.gather(1, order)
+
+
 def _list_block(
     tensors: list[torch.Tensor], i: int, cap_b: int, cap_m: int
 ) -> tuple[int, torch.Tensor]:

@@ -189,3 +189,21 @@ def test_the_budget_axis_places_budgets_in_cost_order(tmp_path):
     assert ticks == sorted(labels, key=lambda b: Budget.parse(b).sort_key())
     entries = {(r["model"]["name"], row["label"]) for r in recs for row in r["budgets"]}
     assert len(re.findall(r'<circle class="point', svg)) == len(entries)
+
+
+@needs_browser
+def test_hovering_a_latency_shows_its_median_runs_and_range(tmp_path):
+    recs = records()
+    row = recs[0]["budgets"][0]
+    row["cost"]["scoring_ms_per_query"] = 0.2
+    row["cost"]["scoring_ms_per_query_runs"] = [0.3, 0.1, 0.2, 0.25, 0.15]
+    key = f"{recs[0]['model']['name']} @ {row['label']}"
+    page = tmp_path / "page.html"
+    page.write_text(render_page(recs, "Example"))
+    from urllib.parse import quote
+
+    shown = dom(page, "open=" + quote(key) + "&axis=latency")
+    drill = re.search(r'<tr class="drill">(.*?)</table>', shown, re.S).group(1)
+    want = "median 0.200 ms of 5 runs after a warm-up, range 0.100\u20130.300 ms"
+    assert f'title="{want}"' in drill  # the task's own cell
+    assert want in shown[shown.index('<svg id="plot"') : shown.index("</svg>")]

@@ -7,7 +7,13 @@ import torch
 
 from harness.budgets import Budget
 from harness.multivectors import MultiVectors
-from harness.scoring import maxsim, score_candidate_lists, score_corpus
+from harness.scoring import (
+    maxsim,
+    rank_shortlists,
+    score_candidate_lists,
+    score_corpus,
+    score_shortlists,
+)
 
 
 def ragged(n: int, t: int, d: int, seed: int, min_len: int = 1) -> MultiVectors:
@@ -254,3 +260,72 @@ def test_a_candidate_without_vectors_ranks_above_padding_whatever_the_block_size
         scores, index = score_corpus(q, c, k=4, block_bytes=block_bytes)
         assert index.tolist() == [[0, 3, 1, 2]], block_bytes
         assert scores[0, :2].tolist() == [4.0, -1.0] and scores[0, 2:].isinf().all()
+
+
+def shortlists_of(nq: int, nc: int, depth: int, seed: int) -> torch.Tensor:
+    """Each query's own rows, repeats across queries and one repeat within a list."""
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.stack([torch.randperm(nc, generator=g)[:depth] for _ in range(nq)])
+    rows[0, -1] = rows[0, 0]
+    return rows
+
+
+@pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
+def test_shortlist_scores_match_the_naive_loop_for_both_padding_rules(block_bytes):
+    q, c = ragged(7, 4, 5, 31), ragged(40, 6, 5, 32)
+    c = MultiVectors(-c.vectors.abs(), c.lengths)  # negative: padding must never win
+    lists = shortlists_of(7, 40, 9, 33)
+    for budget in (None, Budget(2, 3)):
+        rq = None if budget is None else 2
+        rc = None if budget is None else 3
+        exact = naive_matrix(q, c, rq, rc)
+        got = score_shortlists(q, c, lists, budget, block_bytes=block_bytes)
+        for i, row in enumerate(lists.tolist()):
+            assert got[i].tolist() == pytest.approx([exact[i][j] for j in row], abs=1e-5)
+    zero = naive_zero_padded(q, c, 6)
+    got = score_shortlists(q, c, lists, padding="zero", block_bytes=block_bytes)
+    for i, row in enumerate(lists.tolist()):
+        assert got[i].tolist() == pytest.approx([zero[i][j] for j in row], abs=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_shortlists_gathered_from_shards_equal_those_in_memory(tmp_path, dtype):
+    from safetensors.torch import save_file
+
+    from harness.cache import Shard, ShardedVectors
+
+    q, c = ragged(5, 3, 4, 41), ragged(23, 5, 4, 42)
+    c = MultiVectors(c.vectors.to(dtype), c.lengths)
+    shards = []
+    for start in range(0, 23, 6):
+        stop = min(23, start + 6)
+        path = tmp_path / f"{start:09d}-{stop:09d}-x.safetensors"
+        part = c.slice(start, stop)
+        # the last shard narrower than the others, as a shard of short items is written
+        width = int(part.lengths.max())
+        save_file({"vectors": part.vectors[:, :width].contiguous(), "lengths": part.lengths}, path)
+        shards.append(Shard(start, stop, path))
+    on_disk = ShardedVectors(shards)
+    rows = torch.tensor([22, 0, 7, 7, 13, 5])
+    for r in (None, 2):
+        gathered = on_disk.gather(rows, r)
+        width = c.max_len if r is None else r
+        assert torch.equal(gathered.vectors, c.vectors[rows, :width])
+        assert torch.equal(gathered.lengths, c.lengths[rows].clamp(max=width))
+    lists = shortlists_of(5, 23, 6, 43)
+    assert torch.equal(
+        score_shortlists(q, on_disk, lists, Budget(2, 4)),
+        score_shortlists(q, c, lists, Budget(2, 4)),
+    )
+    with pytest.raises(IndexError):
+        on_disk.gather(torch.tensor([23]))
+
+
+def test_ranked_shortlists_order_by_score_then_lower_row():
+    scores = torch.tensor([[0.5, 0.9, 0.5, 0.1], [0.2, 0.2, 0.2, 0.3]])
+    rows = torch.tensor([[8, 3, 2, 9], [5, 1, 7, 0]])
+    ranked_scores, ranked_rows = rank_shortlists(scores, rows)
+    for i in range(2):
+        by_hand = sorted(zip(scores[i].tolist(), rows[i].tolist()), key=lambda x: (-x[0], x[1]))
+        assert ranked_rows[i].tolist() == [r for _, r in by_hand]
+        assert ranked_scores[i].tolist() == [s for s, _ in by_hand]

@@ -8,6 +8,7 @@ list, with MMEB's two precision@1 rules beside the trec_eval measures.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,13 +33,22 @@ from harness.metrics import (
 from harness.pipeline.context import TaskContext
 from harness.pipeline.data import Prepared
 from harness.pipeline.encode import Encoded
-from harness.scoring import SCORE_DTYPES, score_candidate_lists, score_corpus
+from harness.scoring import (
+    SCORE_DTYPES,
+    rank_shortlists,
+    score_candidate_lists,
+    score_corpus,
+    score_shortlists,
+)
 
 LIST_CUTOFFS: tuple[int, ...] = (1, 5, 10)
-# Scoring that takes less than this is timed again: the first run warms caches and threads,
-# and the best of the repeats is kept (quick scorings swing most under a shared machine's load).
+# Scoring is timed again after the run that gives the result (the warm-up): TIMING_REPEATS
+# times when that took under QUICK_SCORING_SECONDS, SLOW_REPEATS times under
+# SLOW_SCORING_SECONDS; the median is reported and every timed run kept.
 QUICK_SCORING_SECONDS = 1.0
-TIMING_REPEATS = 3
+TIMING_REPEATS = 5
+SLOW_SCORING_SECONDS = 10.0
+SLOW_REPEATS = 2
 
 Run = dict[str, dict[str, float]]
 
@@ -53,7 +63,7 @@ class Scored:
     per_query: dict[str, float]  # each query's main score, for intervals and paired tests
     n_scored: float  # candidates scored per query
     seconds: float
-    timing_runs: int
+    timings: list[float]
     index: dict[str, Any] | None  # shared corpora: how the top-k was found
 
 
@@ -84,10 +94,8 @@ def _score_shared_corpus(
     ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
 ) -> Scored:
     k = min(ctx.config.top_k, len(data.candidates))
-    scores, rows, seconds, timing_runs, index_info = _search(ctx, enc, slice_budget, k)
-    return _corpus_scored(
-        ctx, data, enc, slice_budget, scores, rows, seconds, timing_runs, index_info
-    )
+    scores, rows, seconds, timings, index_info = _search(ctx, enc, slice_budget, k)
+    return _corpus_scored(ctx, data, enc, slice_budget, scores, rows, seconds, timings, index_info)
 
 
 def _corpus_scored(
@@ -98,7 +106,7 @@ def _corpus_scored(
     scores: torch.Tensor,
     rows: torch.Tensor,
     seconds: float,
-    timing_runs: int,
+    timings: list[float],
     index_info: dict[str, Any],
 ) -> Scored:
     """A shared corpus's ranked distinct rows per query -> the top-k run and its metrics."""
@@ -124,7 +132,7 @@ def _corpus_scored(
         per_query={q: m[main] for q, m in rows_by_query.items() if main in m},
         n_scored=float(len(data.candidates)),
         seconds=seconds,
-        timing_runs=timing_runs,
+        timings=timings,
         index=index_info,
     )
 
@@ -152,7 +160,7 @@ def _search(ctx: TaskContext, enc: Encoded, slice_budget: Budget | None, k: int)
         built = time.perf_counter()
         index = FaissIndex(ctx.index, single[1])
         began = time.perf_counter()
-        (scores, rows), seconds, timing_runs = _timed(
+        (scores, rows), seconds, timings = _timed(
             lambda: index.search(single[0], min(k, len(enc.candidates)))
         )
         exact_began = time.perf_counter()
@@ -166,22 +174,22 @@ def _search(ctx: TaskContext, enc: Encoded, slice_budget: Budget | None, k: int)
             **recall_against_exact(rows, exact_rows, (1, 10, cfg.top_k)),
         }
     else:
-        (scores, rows), seconds, timing_runs = _timed(exact_search)
+        (scores, rows), seconds, timings = _timed(exact_search)
         index_info = {"backend": "exact"}
         if ctx.index.backend != "exact":
             index_info["note"] = (
                 f"{ctx.index.label} serves one vector per side; this budget was scored exactly"
             )
-    return scores, rows, seconds, timing_runs, index_info
+    return scores, rows, seconds, timings, index_info
 
 
 def _score_lists(
     ctx: TaskContext, data: Prepared, enc: Encoded, slice_budget: Budget | None
 ) -> Scored:
-    lists, seconds, timing_runs = _timed(
+    lists, seconds, timings = _timed(
         lambda: _list_scores(ctx, enc, data.query_rows, data.list_rows, slice_budget)
     )
-    return _lists_scored(ctx, data, [row.tolist() for row in lists], seconds, timing_runs, None)
+    return _lists_scored(ctx, data, [row.tolist() for row in lists], seconds, timings, None)
 
 
 def _list_scores(
@@ -216,7 +224,7 @@ def _lists_scored(
     data: Prepared,
     rows: list[list[float]],
     seconds: float,
-    timing_runs: int,
+    timings: list[float],
     index_info: dict[str, Any] | None,
 ) -> Scored:
     """Each query's scores over its own list -> the run, trec_eval measures and MMEB's two
@@ -245,7 +253,7 @@ def _lists_scored(
         ),
         n_scored=sum(len(r) for r in rows) / len(rows),
         seconds=seconds,
-        timing_runs=timing_runs,
+        timings=timings,
         index=index_info,
     )
 
@@ -311,46 +319,48 @@ def cascade_corpus(
             padding=cfg.candidate_padding,
         )
         middle = time.perf_counter()
-        lists = shortlist.tolist()
-        rescored = _list_scores(ctx, enc, torch.arange(len(enc.queries)), lists, second_slice)
-        ranked = _rank_lists(rescored, lists)
+        rescored = _shortlist_scores(ctx, enc, enc.queries, shortlist, second_slice)
+        ranked = rank_shortlists(rescored, shortlist)
         stage_seconds.append((middle - began, time.perf_counter() - middle))
         return ranked
 
-    (scores, rows), seconds, timing_runs = _timed(run_cascade)
-    best = min(stage_seconds, key=sum)
+    (scores, rows), seconds, timings = _timed(run_cascade)
+    timed = stage_seconds[-len(timings) :]  # the warm-up's stages left out, as in _timed
+    stages = [statistics.median(t[i] for t in timed) for i in (0, 1)]
     k = min(cfg.top_k, len(enc.candidates))
-    exhaustive_began = time.perf_counter()
-    _, exact_rows = _search(ctx, replace(enc, cascade=None), second_slice, k)[:2]
+    # the second budget's exhaustive scan, timed the same way beside it
+    _, exact_rows, exact_seconds, _, _ = _search(ctx, replace(enc, cascade=None), second_slice, k)
     per_query = 1000.0 / max(1, len(enc.queries))
     index_info = {
         "backend": "cascade",
         "first": cascade.first.label,
         "second": cascade.second.label,
         "depth": cascade.depth,
-        "first_stage_ms_per_query": best[0] * per_query,
-        "second_stage_ms_per_query": best[1] * per_query,
-        "exhaustive_scoring_ms_per_query": (time.perf_counter() - exhaustive_began) * per_query,
+        "first_stage_ms_per_query": stages[0] * per_query,
+        "second_stage_ms_per_query": stages[1] * per_query,
+        "exhaustive_scoring_ms_per_query": exact_seconds * per_query,
         **recall_against_exact(rows, exact_rows, (1, 10, cfg.top_k)),
     }
-    return _corpus_scored(
-        ctx, data, enc, second_slice, scores, rows, seconds, timing_runs, index_info
+    return _corpus_scored(ctx, data, enc, second_slice, scores, rows, seconds, timings, index_info)
+
+
+def _shortlist_scores(
+    ctx: TaskContext,
+    enc: Encoded,
+    queries: Any,
+    shortlists: torch.Tensor,
+    budget: Budget | None,
+) -> torch.Tensor:
+    return score_shortlists(
+        queries,
+        enc.candidates,
+        shortlists,
+        budget,
+        block_bytes=ctx.block_bytes,
+        device=ctx.score_device,
+        compute_dtype=SCORE_DTYPES[ctx.config.score_dtype],
+        padding=ctx.config.candidate_padding,
     )
-
-
-def _rank_lists(
-    scores: list[torch.Tensor], lists: list[list[int]]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each query's candidates by score descending, ties to the lower row: ([Nq, d], [Nq, d])."""
-    out_scores, out_rows = [], []
-    for row_scores, rows in zip(scores, lists, strict=True):
-        rows_t = torch.tensor(rows, dtype=torch.long)
-        by_row = torch.argsort(rows_t)
-        s, r = row_scores[by_row], rows_t[by_row]
-        order = torch.sort(s, descending=True, stable=True).indices
-        out_scores.append(s[order])
-        out_rows.append(r[order])
-    return torch.stack(out_scores), torch.stack(out_rows)
 
 
 def cascade_lists(
@@ -369,26 +379,36 @@ def cascade_lists(
             torch.sort(s, descending=True, stable=True).indices[:depth].tolist()
             for s in first_scores
         ]
-        shortlists = [
-            [rows[p] for p in keep] for rows, keep in zip(data.list_rows, kept, strict=True)
-        ]
-        rescored = _list_scores(ctx, enc, data.query_rows, shortlists, second_slice)
+        # Lists shorter than the depth are padded with their own first kept row (scored, not
+        # returned), so every query re-scores one rectangle of candidates.
+        width = max((len(keep) for keep in kept), default=0)
+        shortlists = torch.tensor(
+            [
+                [rows[p] for p in keep] + [rows[keep[0]]] * (width - len(keep))
+                if keep
+                else [0] * width
+                for rows, keep in zip(data.list_rows, kept, strict=True)
+            ],
+            dtype=torch.long,
+        ).reshape(len(kept), width)
+        queries = enc.queries.select(data.query_rows)
+        rescored = _shortlist_scores(ctx, enc, queries, shortlists, second_slice).tolist()
         out = []
         for row_list, keep, again in zip(data.list_rows, kept, rescored, strict=True):
             full = [float("-inf")] * len(row_list)
-            for position, score in zip(keep, again.tolist(), strict=True):
+            for position, score in zip(keep, again, strict=False):
                 full[position] = score
             out.append(full)
         return out
 
-    rows, seconds, timing_runs = _timed(run_cascade)
+    rows, seconds, timings = _timed(run_cascade)
     index_info = {
         "backend": "cascade",
         "first": cascade.first.label,
         "second": cascade.second.label,
         "depth": depth,
     }
-    return _lists_scored(ctx, data, rows, seconds, timing_runs, index_info)
+    return _lists_scored(ctx, data, rows, seconds, timings, index_info)
 
 
 EVALUATORS: dict[str, Callable[[TaskContext, Prepared, Encoded, Budget | None], Scored]] = {
@@ -443,18 +463,29 @@ def floor_at_zero(
     return out
 
 
-def _timed(score: Callable[[], Any]) -> tuple[Any, float, int]:
-    """(result, seconds, runs): one run, or for a quick one the best of TIMING_REPEATS more."""
+def _timed(score: Callable[[], Any]) -> tuple[Any, float, list[float]]:
+    """(result, seconds, timed runs): the run that gives the result doubles as the warm-up
+    (caches, threads, the allocator); then TIMING_REPEATS timed runs where that one took under
+    QUICK_SCORING_SECONDS, SLOW_REPEATS where it took under SLOW_SCORING_SECONDS, and none
+    past that (the one run is then the timing). The seconds are the median of the timed runs,
+    each of which is kept (the spread a machine's load gave)."""
     began = time.perf_counter()
     result = score()
-    best = time.perf_counter() - began
-    if best >= QUICK_SCORING_SECONDS:
-        return result, best, 1
-    for _ in range(TIMING_REPEATS):
+    first = time.perf_counter() - began
+    repeats = (
+        TIMING_REPEATS
+        if first < QUICK_SCORING_SECONDS
+        else SLOW_REPEATS
+        if first < SLOW_SCORING_SECONDS
+        else 0
+    )
+    runs = []
+    for _ in range(repeats):
         began = time.perf_counter()
         score()
-        best = min(best, time.perf_counter() - began)
-    return result, best, 1 + TIMING_REPEATS
+        runs.append(time.perf_counter() - began)
+    runs = runs or [first]
+    return result, statistics.median(runs), runs
 
 
 def _expand(

@@ -51,6 +51,8 @@ def page_data(records: list[dict[str, Any]], reported: bool = True) -> dict[str,
                     "bytes": cost.get("index_bytes_per_candidate"),
                     "flops": cost.get("scoring_flops_per_pair"),
                     "latency": cost.get("scoring_ms_per_query"),
+                    # every timed run of the median (older files: none kept)
+                    "latency_runs": cost.get("scoring_ms_per_query_runs"),
                     "params": model.get("backbone_params") or model.get("n_params"),
                     "partial": partial,
                     "reported": False,

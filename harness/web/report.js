@@ -40,8 +40,20 @@ function entries() {
       sd: rs.length === 1 && rs[0].sd !== undefined ? rs[0].sd : null,
       bytes: mean("bytes"), flops: mean("flops"), latency: mean("latency"), params: rs[0].params,
       partial: rs.some((r) => r.partial), reported: rs.some((r) => r.reported),
-      detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n"), rows: rs };
+      detail: rs.map((r) => r.task + ": " + fmt(r.score)).join("\n"),
+      timing: use.map((r) => (rs.length > 1 ? r.task + ": " : "") + timing(r)).join("\n"), rows: rs };
   });
+}
+
+// How a row's ms / query was measured: the median of its timed runs after a warm-up, and their
+// range (the spread the machine's load gave); shown on hover over the latency cells.
+function timing(r) {
+  const runs = r.latency_runs;
+  if (r.latency === null || r.latency === undefined) return "no timing";
+  if (!runs || !runs.length) return fmt(r.latency, 3) + " ms (no runs kept)";
+  if (runs.length === 1) return fmt(r.latency, 3) + " ms, one run (no warm-up)";
+  return "median " + fmt(r.latency, 3) + " ms of " + runs.length + " runs after a warm-up, range " +
+    fmt(Math.min(...runs), 3) + "\u2013" + fmt(Math.max(...runs), 3) + " ms";
 }
 
 function select(name, values, label) {
@@ -95,7 +107,8 @@ function drawTable(list) {
     if (e.covered < e.expected) score += " <span class=mark>(" + e.covered + "/" + e.expected + ")</span>";
     const cells = [label, e.family || "-", e.kind, score, big(e.bytes), big(e.flops),
       fmt(e.latency, 3), e.params ? unit(e.params, "params") : "-"];
-    cells.forEach((c, i) => { const td = tr.insertCell(); if (i === 3) td.innerHTML = c; else td.textContent = c; });
+    cells.forEach((c, i) => { const td = tr.insertCell(); if (i === 3) td.innerHTML = c; else td.textContent = c;
+      if (COLUMNS[i][0] === "latency") { td.title = e.timing; td.className = "timed"; } });
     // Click a row for its per-task drill-down (kept in the address as #open=KEY).
     tr.onclick = () => { state.open = state.open === e.key ? "" : e.key; draw(); };
     if (state.open === e.key) drillDown(table, e);
@@ -113,7 +126,8 @@ function drillDown(table, e) {
     (r.partial ? " \u2020" : "") + "</td><td>" + esc(r.metric || "-") + "</td><td>" + fmt(r.score) +
     (r.seeds ? " <span class=ci>(seeds " + r.seeds.map((x) => fmt(x, 1)).join(", ") + ")</span>" : "") +
     "</td><td>" + (r.low === null ? "-" : "[" + fmt(r.low, 1) + ", " + fmt(r.high, 1) + "]") +
-    "</td><td>" + big(r.bytes) + "</td><td>" + fmt(r.latency, 3) + "</td></tr>").join("") + "</table>";
+    "</td><td>" + big(r.bytes) + "</td><td class=timed title=\"" + esc(timing(r)) + "\">" + fmt(r.latency, 3) +
+    "</td></tr>").join("") + "</table>";
 }
 
 function pareto(points) {
@@ -189,7 +203,7 @@ function drawChart(list) {
     const part = whole ? "" : ` (${e.covered}/${e.expected} tasks)`;
     svg += `<circle class="point${whole ? "" : " incomplete"}" cx="${X(p.x)}" cy="${Y(p.y)}" r="5" ` +
       `fill="${whole ? colour(e.model) : "#fff"}" stroke="${colour(e.model)}" stroke-width="2">` +
-      `<title>${esc(e.key)}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${state.axis === "budget" ? "index bytes per candidate: " + big(e.bytes) : AXES[state.axis] + ": " + big(p.x)}</title></circle>`;
+      `<title>${esc(e.key)}${e.reported ? " (reported)" : ""}\nscore ${fmt(e.score)}${ci}${part}\n${state.axis === "budget" ? "index bytes per candidate: " + big(e.bytes) : AXES[state.axis] + ": " + big(p.x)}${state.axis === "latency" ? "\n" + esc(e.timing) : ""}</title></circle>`;
   }
   svg += "</svg>";
   chart.innerHTML = svg + "<p>" + models.map((m) => `<span style="color:${colour(m)}">\u25CF ${esc(m)}</span>`).join(" &nbsp; ") +
