@@ -611,19 +611,25 @@ class ShardedVectors:
         """The given rows (in that order, repeats allowed), first `r` vectors of each, read from
         the memory-mapped shards: only the rows asked for are read (a cascade's second stage
         gathers each query's shortlist this way)."""
+        import numpy
+
         rows = torch.as_tensor(rows, dtype=torch.long).reshape(-1)
         if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= len(self)):
             raise IndexError(f"rows outside [0, {len(self)})")
         width = self.max_len if r is None or self.transform is not None else min(r, self.max_len)
-        out = torch.zeros(len(rows), width, self.dim, dtype=self.dtype)
         shard_of = torch.searchsorted(torch.tensor(self.offsets), rows, right=True) - 1
-        for index in torch.unique(shard_of).tolist():
-            shard = self.shards[index]
+        used = torch.unique(shard_of).tolist()
+        maps = {i: _mapped(self.shards[i].path) for i in used}
+        narrow = any(maps[i].shape[1] < width for i in used)  # their pads must read as zero
+        kind = maps[used[0]].dtype if used else "<f4"
+        # numpy copies whole rows (memcpy) where torch's index_copy_ goes element by element
+        out = (numpy.zeros if narrow else numpy.empty)((len(rows), width, self.dim), dtype=kind)
+        for index in used:
             at = (shard_of == index).nonzero(as_tuple=True)[0]
-            local, order = torch.sort(rows[at] - shard.start)  # read in file order
-            block = _mapped(shard.path)[local.numpy(), :width]
-            out[at[order], : block.shape[1]] = _from_numpy(block, self.dtype)
-        mv = MultiVectors(out, self._lengths[rows].clamp(max=width))
+            local, order = torch.sort(rows[at] - self.shards[index].start)  # in file order
+            block = maps[index][local.numpy(), :width]
+            out[at[order].numpy(), : block.shape[1]] = block
+        mv = MultiVectors(_from_numpy(out, self.dtype), self._lengths[rows].clamp(max=width))
         if self.transform is not None:
             mv = self.transform(mv).prefix(r)
         return mv

@@ -54,7 +54,8 @@ def without_timing(budgets):
             "cost": {
                 k: v
                 for k, v in b["cost"].items()
-                if k not in ("scoring_ms_per_query", "scoring_timing_runs", "scoring_ms_per_query_runs")
+                if k
+                not in ("scoring_ms_per_query", "scoring_timing_runs", "scoring_ms_per_query_runs")
             },
         }
         for b in budgets

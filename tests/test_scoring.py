@@ -270,8 +270,20 @@ def shortlists_of(nq: int, nc: int, depth: int, seed: int) -> torch.Tensor:
     return rows
 
 
+@pytest.fixture(params=["gathered", "dense"])
+def shortlist_path(request, monkeypatch):
+    """Both ways `score_shortlists` goes: gathering each query's candidates, or the dense scan
+    with the listed candidates picked (chosen by the shortlist's share of the corpus)."""
+    import harness.scoring
+
+    monkeypatch.setattr(
+        harness.scoring, "DENSE_SHORTLIST_FRACTION", 2.0 if request.param == "gathered" else 0.0
+    )
+    return request.param
+
+
 @pytest.mark.parametrize("block_bytes", [64, 4096, 1 << 20])
-def test_shortlist_scores_match_the_naive_loop_for_both_padding_rules(block_bytes):
+def test_shortlist_scores_match_the_naive_loop_for_both_padding_rules(block_bytes, shortlist_path):
     q, c = ragged(7, 4, 5, 31), ragged(40, 6, 5, 32)
     c = MultiVectors(-c.vectors.abs(), c.lengths)  # negative: padding must never win
     lists = shortlists_of(7, 40, 9, 33)
@@ -289,7 +301,7 @@ def test_shortlist_scores_match_the_naive_loop_for_both_padding_rules(block_byte
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_shortlists_gathered_from_shards_equal_those_in_memory(tmp_path, dtype):
+def test_shortlists_gathered_from_shards_equal_those_in_memory(tmp_path, dtype, shortlist_path):
     from safetensors.torch import save_file
 
     from harness.cache import Shard, ShardedVectors
@@ -326,6 +338,8 @@ def test_ranked_shortlists_order_by_score_then_lower_row():
     rows = torch.tensor([[8, 3, 2, 9], [5, 1, 7, 0]])
     ranked_scores, ranked_rows = rank_shortlists(scores, rows)
     for i in range(2):
-        by_hand = sorted(zip(scores[i].tolist(), rows[i].tolist()), key=lambda x: (-x[0], x[1]))
+        by_hand = sorted(
+            zip(scores[i].tolist(), rows[i].tolist(), strict=True), key=lambda x: (-x[0], x[1])
+        )
         assert ranked_rows[i].tolist() == [r for _, r in by_hand]
         assert ranked_scores[i].tolist() == [s for s, _ in by_hand]
