@@ -127,7 +127,7 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
         raise
 
 
-def shard_damage(path: Path, items: int) -> str | None:
+def shard_damage(path: Path, items: int, dim: int | None = None) -> str | None:
     """Why a cached shard cannot be used (unreadable, truncated, wrong contents, values that are
     not finite), or None. safetensors refuses a file shorter than its header declares; the
     values are read to check them (nothing that fails the embedding checks is ever written, so
@@ -140,6 +140,11 @@ def shard_damage(path: Path, items: int) -> str | None:
             vectors = handle.get_slice("vectors").get_shape()
             lengths = handle.get_slice("lengths").get_shape()
             if len(vectors) == 3 and vectors[0] == items and list(lengths) == [items]:
+                if dim and vectors[2] != dim:
+                    return f"its vectors have {vectors[2]} dimensions, not the model's {dim}"
+                counts = handle.get_tensor("lengths")
+                if items and (int(counts.min()) < 0 or int(counts.max()) > vectors[1]):
+                    return f"its lengths lie outside [0, {vectors[1]}]"
                 values = handle.get_tensor("vectors")
                 if not bool(torch.isfinite(values).all()):
                     bad = int((~torch.isfinite(values)).any(dim=-1).any(dim=-1).sum())
@@ -326,7 +331,7 @@ class EmbeddingCache:
             memory_key = _digest(encoding_key(encoder, role, num_vectors))
             for shard in shards:
                 shard.data = self._recall((memory_key, _shard_digest(items, shard)))
-        missing = dist.broadcast(self._unfinished(shards) if dist.is_main else [])
+        missing = dist.broadcast(self._unfinished(shards, encoder.card.dim) if dist.is_main else [])
         seconds, encoded = 0.0, 0
         for i in missing[dist.rank :: dist.world_size]:
             began = time.perf_counter()
@@ -385,7 +390,7 @@ class EmbeddingCache:
         if keep or shard.path is None:
             shard.data = mv
 
-    def _unfinished(self, shards: list[Shard]) -> list[int]:
+    def _unfinished(self, shards: list[Shard], dim: int | None = None) -> list[int]:
         """Indices of the shards to encode: absent, to refresh, or damaged (then deleted)."""
         missing = []
         for i, s in enumerate(shards):
@@ -397,7 +402,12 @@ class EmbeddingCache:
                 or (self.refresh and s.path not in self._written)
             ):
                 missing.append(i)
-            elif (damage := shard_damage(s.path, len(s))) is not None:
+            elif (damage := shard_damage(s.path, len(s), dim)) is not None:
+                if s.path.is_dir():
+                    raise HarnessError(
+                        f"cache shard {s.path} is a folder, not a file; remove it (or pass "
+                        "--cache-dir elsewhere) and run again"
+                    )
                 log.warning("cache shard %s is damaged (%s); encoding it again", s.path, damage)
                 s.path.unlink(missing_ok=True)
                 missing.append(i)
@@ -462,8 +472,16 @@ class EmbeddingCache:
             kwargs: dict[str, Any] = {"role": role, "batch_size": batch_size}
             if num_vectors is not None:
                 kwargs["num_vectors"] = num_vectors
-            with torch.inference_mode():
-                mv = encoder.encode(batch, **kwargs)
+            try:
+                with torch.inference_mode():
+                    mv = encoder.encode(batch, **kwargs)
+            except HarnessError:
+                raise
+            except Exception as exc:  # named in one line (-v: the traceback)
+                raise HarnessError(
+                    f"model {card.name!r} failed to encode a batch of {len(batch)} {role} items "
+                    f"(first {batch[0].id!r}): {type(exc).__name__}: {exc}".splitlines()[0]
+                ) from exc
             if not isinstance(mv, MultiVectors) or len(mv) != len(batch):
                 raise HarnessError(
                     f"model {card.name!r} returned {len(mv) if isinstance(mv, MultiVectors) else type(mv).__name__} "

@@ -31,6 +31,8 @@ from harness.errors import UsageError
 from harness.stats import paired
 
 ALPHA = 0.05
+FILE_KEYS = {"tasks", "single_seed_trained", "systems", "claims"}
+CLAIM_KEYS = {"id", "text", "comparisons", "tasks"}
 
 
 @dataclass
@@ -170,12 +172,29 @@ def read_claims_file(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read claims file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"claims file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(spec) - FILE_KEYS)
+    if unknown:
+        raise UsageError(
+            f"claims file {path}: unknown key {unknown[0]!r}; a claims file holds "
+            f"{', '.join(sorted(FILE_KEYS))}"
+        )
     claims = spec.get("claims", [])
     if not isinstance(claims, list) or not claims:
         raise UsageError(f"claims file {path} has no [[claims]] tables")
     for n, claim in enumerate(claims, 1):
         if not isinstance(claim, dict) or "id" not in claim or "comparisons" not in claim:
             raise UsageError(f"claims file {path}: claim {n} needs `id` and `comparisons`")
+        extra = sorted(set(claim) - CLAIM_KEYS)
+        if extra:
+            raise UsageError(
+                f"claims file {path}: claim {claim['id']!r} has unknown key {extra[0]!r}; a "
+                f"claim holds {', '.join(sorted(CLAIM_KEYS))}"
+            )
+        if not isinstance(claim["comparisons"], list) or not claim["comparisons"]:
+            raise UsageError(
+                f"claims file {path}: claim {claim['id']!r} has no comparisons; list one or "
+                'more, e.g. comparisons = [["a @ 16x64", "b @ 16x64"]]'
+            )
         for comparison in claim["comparisons"]:
             if not isinstance(comparison, list) or len(comparison) not in (2, 4):
                 raise UsageError(
@@ -199,6 +218,12 @@ def read_claims_file(path: str | Path) -> dict[str, Any]:
             raise UsageError(
                 f"claims file {path}: system {name!r} is {models!r}; give it one or more model "
                 f'names, e.g. {name} = ["metaembed-mini"]'
+            )
+        if len(set(models)) != len(models):
+            # one model listed twice would count as seeds that agree with each other
+            raise UsageError(
+                f"claims file {path}: system {name!r} lists a model twice; a system's models "
+                "are its seeds, one model each"
             )
     return spec
 
@@ -270,7 +295,8 @@ def _verdict(test: Test) -> str:
     return "holds" if all(d > 0 for d in test.per_seed) else "inconclusive (seeds disagree)"
 
 
-def claim_rows(tests: list[Test]) -> tuple[list[str], list[list[str]]]:
+def claim_rows(tests: list[Test], fmt: str = "md") -> tuple[list[str], list[list[str]]]:
+    """The claims table; verdicts in bold where the format has Markdown's bold."""
     header = [
         "claim",
         "comparison",
@@ -294,7 +320,7 @@ def claim_rows(tests: list[Test]) -> tuple[list[str], list[list[str]]]:
             " ".join(f"{100 * d:+.1f}" for d in t.per_seed),
             f"{t.p_value:.4f}",
             f"{t.p_holm:.4f}",
-            f"**{t.verdict}**",
+            f"**{t.verdict}**" if fmt == "md" else t.verdict,
         ]
         for t in tests
     ]

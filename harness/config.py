@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,7 @@ class RunConfig:
         help="candidates kept per query on shared corpora (default 100): the run's depth, the "
         "largest cutoff metrics and TREC run files can use",
     )
-    block_bytes: int = DEFAULT_BLOCK_BYTES
+    block_bytes: int = field(default=DEFAULT_BLOCK_BYTES, metadata={"minimum": 1})
     progress: bool = option(
         True,
         flag="--no-progress",

@@ -100,6 +100,15 @@ def init(device: str = "cpu") -> tuple[Dist, bool]:
                 f"or run on the CPU with --device cpu"
             )
         torch.cuda.set_device(info.local_rank)
+    unset = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if unset:
+        from harness.errors import UsageError
+
+        raise UsageError(
+            f"WORLD_SIZE={info.world_size} asks for {info.world_size} processes but "
+            f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set; launch with "
+            "torchrun (which sets them) or unset WORLD_SIZE for one process"
+        )
     timeout = datetime.timedelta(seconds=_env_int("HARNESS_DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
     dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timeout)
     return info, True

@@ -111,7 +111,11 @@ def evaluate_task(ctx: TaskContext, budgets: list[Budget], output: Path) -> dict
         stored = plan.stored
         if not ctx.config.overwrite and plan.path.exists():
             stored = read_stored(plan.path)
-            why = incompatibility(stored, ctx.card.args, ctx.spec, ctx.config) if stored else None
+            why = (
+                incompatibility(stored, ctx.card.args, ctx.spec, ctx.config, ctx.card.name)
+                if stored
+                else None
+            )
             if why is not None:
                 raise UsageError(
                     f"{plan.path} was written meanwhile by a run with another setting ({why}); "

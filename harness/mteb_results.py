@@ -76,7 +76,14 @@ DEFAULT_MODELS = (
 
 def model_folder(name: str) -> str:
     """mteb's folder name for a model: `/` becomes `__`, spaces `_`."""
-    return name.replace("/", "__").replace(" ", "_")
+    return _component(name.replace("/", "__").replace(" ", "_"))
+
+
+def _component(text: str) -> str:
+    """One path component, whatever a result file says: separators and `..` never leave the
+    folder they are written under."""
+    text = text.replace("/", "__").replace("\\", "__").replace("\0", "_")
+    return "_" if text in ("", ".", "..") else text
 
 
 def experiment_name(kwargs: dict[str, str]) -> str:
@@ -196,7 +203,7 @@ def export_mteb(
             (record["model"]["name"], record["model"].get("revision") or NO_REVISION)
         ]
         folder = Path(out) / "results" / model_folder(record["model"]["name"])
-        folder = folder / (record["model"].get("revision") or NO_REVISION)
+        folder = folder / _component(str(record["model"].get("revision") or NO_REVISION))
         for row in record["budgets"]:
             budget = None if row["label"] == default else row["label"]
             where = folder
@@ -242,10 +249,14 @@ def read_task_file(path: Path, spec: TaskSpec) -> dict[str, Any] | None:
     when the file's subsets are not the ones mteb scores for this task (an incomplete file)."""
     data = _read_json(path)
     try:
+        listed = [s["hf_subset"] for s in data["scores"].get(SPLIT, [])]
         subsets = {s["hf_subset"]: _subset_main(s) for s in data["scores"].get(SPLIT, [])}
         data["task_name"]  # noqa: B018 (checked here, read below)
     except (KeyError, TypeError, AttributeError) as exc:
         raise HarnessError(f"{path} is not an mteb TaskResult (no {exc})") from None
+    if len(listed) != len(subsets):
+        twice = next(name for name in listed if listed.count(name) > 1)
+        raise HarnessError(f"{path}: subset {twice!r} is scored twice")
     expected = list(spec.options.get("subsets") or [])
     if spec.options.get("by_language"):
         expected = list(spec.languages)
@@ -353,6 +364,9 @@ def _import_folder(
     if (folder / "model_meta.json").exists():
         try:
             meta = _read_json(folder / "model_meta.json")
+            why = _bad_meta(meta)
+            if why is not None:
+                raise HarnessError(f"{folder / 'model_meta.json'}: {why}")
         except HarnessError as exc:
             skipped.append({"model": name, "file": str(folder.relative_to(repo)), "why": str(exc)})
             return None
@@ -387,6 +401,22 @@ def _import_folder(
         "embed_dim": meta.get("embed_dim"),
         "tasks": tasks,
     }
+
+
+def _bad_meta(meta: Any) -> str | None:
+    """Why a model_meta.json cannot describe a model, or None."""
+    if not isinstance(meta, dict):
+        return "is not a JSON object"
+    for key in ("name", "revision"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            return f"{key} is {meta[key]!r}, not a string"
+    for key in ("n_parameters", "embed_dim"):
+        value = meta.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            return f"{key} is {value!r}, not a count"
+    return None
 
 
 def reported_label(entry: dict[str, Any]) -> str:

@@ -168,10 +168,12 @@ def check_values(cls: type, values: dict[str, Any], where: str) -> None:
             raise UsageError(
                 f"{label}{place} must be one of {', '.join(opt.choices)}, got {value!r}"
             )
-        if opt is not None and opt.minimum is not None and isinstance(value, int | float):
-            low = opt.minimum
-            if value < low or (opt.above and value == low):
-                bound = f"greater than {low:g}" if opt.above else f"at least {low:g}"
+        # a field without a flag (a config-file or API setting) may declare its own minimum
+        low = opt.minimum if opt is not None else f.metadata.get("minimum")
+        if low is not None and isinstance(value, int | float):
+            above = opt is not None and opt.above
+            if value < low or (above and value == low):
+                bound = f"greater than {low:g}" if above else f"at least {low:g}"
                 raise UsageError(f"{label}{place} must be {bound}, got {value!r}")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.benchmark import AggregateTable, Group, TrainSource
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.task import TaskSpec
 
 
@@ -338,7 +338,14 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         pass
     coerced = check_arg_types(factory, model_args)
     kwargs.update(coerced)
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except HarnessError:
+        raise
+    except Exception as exc:  # a factory of the user's (or a library) failing: named, one line
+        raise HarnessError(
+            f"model {name!r} could not be built: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
     from harness.protocol import Encoder
 
     if not isinstance(model, Encoder):

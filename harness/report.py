@@ -18,6 +18,12 @@ _LATEX_SPECIAL = {
     "_": r"\_",
     "#": r"\#",
     "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
 }
 
 

@@ -79,6 +79,22 @@ def not_understood(record: Any) -> str | None:
         return "has no model name"
     if not isinstance(record["task"], dict) or "name" not in record["task"]:
         return "has no task name"
+    for part in ("model", "task"):
+        if not isinstance(record[part]["name"], str) or not record[part]["name"]:
+            return f"has a {part} name {record[part]['name']!r} that is not a string"
+    task = record["task"]
+    for key in ("n_queries", "n_candidates"):
+        value = task.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            return f"has task {key} = {value!r} (not a count)"
+    check = task.get("size_check")
+    if check is not None and not isinstance(check, dict):
+        return "has a size_check that is not an object"
+    if isinstance(check, dict) and check.get("official_size") not in (None, True, False):
+        return f"has size_check.official_size = {check['official_size']!r} (not true or false)"
+    main_metric = task.get("main_metric")
     if not isinstance(record["budgets"], list):
         return "has no list of budgets"
     labels = set()
@@ -115,6 +131,13 @@ def not_understood(record: Any) -> str | None:
         for name, value in row["metrics"].items():
             if value is not None and not _is_finite(value):
                 return f"has metric {name} = {value!r} at budget {label!r} (not a finite number)"
+        # the main score is the main metric's value (files that keep it in metrics)
+        kept = row["metrics"].get(main_metric) if isinstance(main_metric, str) else None
+        if kept is not None and abs(kept - row["main_score"]) > 1e-9:
+            return (
+                f"has main_score {row['main_score']!r} but {main_metric} = {kept!r} at budget "
+                f"{label!r}; they must be equal"
+            )
     return None
 
 
@@ -221,7 +244,10 @@ def partial_reason(record: dict[str, Any]) -> str | None:
     """Why a result is not comparable with full runs of its task, or None: a `--limit` run, or a
     dataset whose loaded size differs from the published one."""
     limit = (record.get("config") or {}).get("limit")
-    if limit:
+    notes = (record.get("task") or {}).get("notes")
+    # a --limit at or above the task's query count cut nothing (the data then has no note)
+    cut = not isinstance(notes, list) or any(str(n).startswith("limited to") for n in notes)
+    if limit and cut:
         return f"limited to {limit} queries"
     check = record.get("task", {}).get("size_check") or {}
     if check.get("official_size") is False:
@@ -231,7 +257,10 @@ def partial_reason(record: dict[str, Any]) -> str | None:
 
 def read_result(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except RecursionError:  # nested deeper than any result file: not one
+            raise ValueError("nested too deeply to be a result file") from None
 
 
 def iter_results(
@@ -251,6 +280,10 @@ def iter_results(
         except json.JSONDecodeError as exc:
             if skipped is not None:
                 skipped.append((path, f"is not valid JSON (truncated?): {exc}"))
+            continue
+        except ValueError as exc:  # e.g. nested too deeply
+            if skipped is not None:
+                skipped.append((path, str(exc)))
             continue
         if not isinstance(record, dict) or "schema_version" not in record:
             continue  # another JSON file (a leaderboard, a config), not a result

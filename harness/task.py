@@ -83,7 +83,13 @@ class TaskSpec:
         loader = self.loader
         if isinstance(loader, str):
             module, _, attr = loader.partition(":")
-            loader = getattr(importlib.import_module(module), attr)
+            try:
+                loader = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise HarnessError(
+                    f"task {self.name!r}: its loader {self.loader!r} cannot be imported ({exc}); "
+                    "write it as package.module:function"
+                ) from exc
         root = Path(data_dir) if data_dir is not None else None
         takes = modalities is not None and "modalities" in inspect.signature(loader).parameters
         try:
@@ -158,6 +164,34 @@ class TaskData:
         cids = {c.id for c in self.candidates}
         if len(cids) != len(self.candidates):
             raise HarnessError(f"{where}: duplicate candidate ids")
+        for role, items in (("query", self.queries), ("candidate", self.candidates)):
+            empty = next((it.id for it in items if not it.text and it.image is None), None)
+            if empty is not None:
+                raise HarnessError(f"{where}: {role} {empty!r} has neither text nor image")
+            for it in items:  # ids and texts are written to files and hashed as UTF-8
+                for part in ("id", "text", "instruction"):
+                    value = getattr(it, part)
+                    if isinstance(value, str) and not _utf8(value):
+                        raise HarnessError(
+                            f"{where}: {role} {it.id.encode('utf-8', 'replace').decode()!r} has "
+                            f"a {part} that is not valid Unicode (a lone surrogate); fix its data"
+                        )
+        for qid, gains in self.qrels.items():
+            if not isinstance(gains, dict):
+                raise HarnessError(f"{where}: the judgements of query {qid!r} are not a mapping")
+            for cid, gain in gains.items():
+                if isinstance(gain, bool) or not isinstance(gain, int):
+                    raise HarnessError(
+                        f"{where}: query {qid!r} judges {cid!r} with gain {gain!r}; "
+                        "relevance gains are whole numbers, as trec_eval reads them"
+                    )
+        for group, members in (self.query_groups or {}).items():
+            strangers = [q for q in members if q not in set(qids)]
+            if not group or strangers:
+                raise HarnessError(
+                    f"{where}: query group {group!r} "
+                    + (f"names unknown query {strangers[0]!r}" if strangers else "has no name")
+                )
         if spec.kind == "candidates":
             if self.candidate_lists is None:
                 raise HarnessError(f"{where}: a candidates task needs candidate_lists")
@@ -169,6 +203,17 @@ class TaskData:
                 if unknown:
                     raise HarnessError(
                         f"{where}: query {qid!r} lists unknown candidate {unknown[0]!r}"
+                    )
+                # A candidate may be listed twice (MMEB lists repeat identical entries); it
+                # scores once, as the same item.
+                listed = self.candidate_lists[qid]
+                positives = {c for c, g in self.qrels.get(qid, {}).items() if g > 0}
+                if positives and listed[0] not in positives:
+                    # MMEB's precision@1 reads the list's first entry as the positive
+                    raise HarnessError(
+                        f"{where}: query {qid!r} lists {listed[0]!r} first but judges "
+                        f"{sorted(positives)[0]!r} relevant; the positive goes first in a "
+                        "candidate list (MMEB's precision@1 reads it there)"
                     )
         judged = {q: gains for q, gains in self.qrels.items() if any(g > 0 for g in gains.values())}
         if not judged or not set(judged) & set(qids):
@@ -224,3 +269,11 @@ class TaskData:
             limited=True,
             floor_scores_except=self.floor_scores_except,
         )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

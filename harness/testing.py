@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from harness.budgets import METAEMBED_BUDGETS, Budget
+from harness.errors import UsageError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, ModelCard, Role, check_role
 
@@ -44,6 +45,10 @@ class HashEncoder:
         name: str = "test-hash",
         device: str = "cpu",  # accepted like any encoder's; vectors are always made on the CPU
     ) -> None:
+        for key, value in (("dim", dim), ("query_vectors", query_vectors),
+                           ("candidate_vectors", candidate_vectors)):  # fmt: skip
+            if int(value) < 1:
+                raise UsageError(f"--model-args {key}= must be at least 1, got {value}")
         self.dim, self.noise, self.seed, self.ragged = (
             int(dim),
             float(noise),

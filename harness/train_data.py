@@ -44,8 +44,8 @@ def parse_mixture(spec: str) -> list[tuple[str, float]]:
                 raise UsageError(
                     f"mixture weight in {part!r} is not a number; write SOURCE@WEIGHT"
                 ) from None
-        if weight <= 0:
-            raise UsageError(f"mixture weight of {name!r} must be positive")
+        if not weight > 0 or weight == float("inf"):  # NaN fails `> 0`
+            raise UsageError(f"mixture weight of {name!r} must be a positive number, got {tail}")
         out.append((name, weight))
     if not out:
         raise UsageError(

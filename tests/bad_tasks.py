@@ -33,7 +33,59 @@ def raises(spec, data_dir):
     return {"q": 1}["missing key"]
 
 
+def float_gain(spec, data_dir):
+    return TaskData([Item("q", "a query")], [Item("d", "a page")], {"q": {"d": float("nan")}})
+
+
+def no_content(spec, data_dir):
+    return TaskData([Item("q", "a query")], [Item("d", "")], {"q": {"d": 1}})
+
+
+def lone_surrogate(spec, data_dir):
+    return TaskData([Item("q", "a \ud800 query")], [Item("d", "a page")], {"q": {"d": 1}})
+
+
+def stranger_group(spec, data_dir):
+    return TaskData(
+        [Item("q", "a query")],
+        [Item("d", "a page")],
+        {"q": {"d": 1}},
+        query_groups={"english": ["q", "nobody"]},
+    )
+
+
+def positive_not_first(spec, data_dir):
+    return TaskData(
+        [Item("q", "a query")],
+        [Item("c1", "one"), Item("c2", "two")],
+        {"q": {"c2": 1}},
+        candidate_lists={"q": ["c1", "c2"]},
+    )
+
+
 EMPTY_CORPUS = _spec("empty-corpus", "empty_corpus")
+FLOAT_GAIN = _spec("float-gain", "float_gain")
+NO_CONTENT = _spec("no-content", "no_content")
+LONE_SURROGATE = _spec("lone-surrogate", "lone_surrogate")
+STRANGER_GROUP = _spec("stranger-group", "stranger_group")
+POSITIVE_NOT_FIRST = TaskSpec(
+    name="positive-not-first",
+    benchmark="bad",
+    kind="candidates",
+    main_metric="precision_at_1",
+    dataset=DatasetRef("local/positive-not-first"),
+    loader="bad_tasks:positive_not_first",
+)
+UNIMPORTABLE = TaskSpec(
+    name="unimportable",
+    benchmark="bad",
+    kind="corpus",
+    main_metric="ndcg_at_10",
+    dataset=DatasetRef("local/unimportable"),
+    loader="nomodule:nofunction",
+)
+# two names that give one result file
+CLASH = [_spec("a/b", "no_qrels"), _spec("a:b", "no_qrels")]
 NO_QRELS = _spec("no-qrels", "no_qrels")
 MISMATCHED = _spec("mismatched-ids", "mismatched_ids")
 RAISES = _spec("raises", "raises")

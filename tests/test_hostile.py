@@ -102,6 +102,7 @@ def test_train_resumes_its_own_interrupted_run_but_not_with_other_settings(tmp_p
         ('top_k = "10"', "top_k (--top-k)"),
         ("limit = 0", "must be at least 1, got 0"),
         ('device = "gpu"', "must be one of auto, cpu, cuda"),
+        ("block_bytes = 0", "block_bytes in"),
     ],
 )
 def test_run_config_files_are_checked_by_type_and_range_before_anything_runs(
@@ -130,6 +131,12 @@ def test_train_settings_out_of_range_stop_before_loading_anything(tmp_path, flag
     result = cli(*train_args(tmp_path, tmp_path / "ckpt", *flags))
     one_line_error(result, 2, fragment)
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_mixture_weight_that_is_not_a_positive_number_is_refused(tmp_path):
+    args = train_args(tmp_path, tmp_path / "ckpt")
+    args[args.index("--data") + 1] = "libdocs:8@nan,libdocs:4@1"
+    one_line_error(cli(*args), 2, "mixture weight of 'libdocs:8' must be a positive number")
 
 
 @pytest.mark.parametrize(
@@ -217,6 +224,13 @@ def test_bad_training_data_and_groups_are_named_before_the_model_loads(tmp_path)
         ("bad_tasks:NO_QRELS", 1, "has no relevance judgements for its queries"),
         ("bad_tasks:MISMATCHED", 1, "the ids of qrels and corpus do not match"),
         ("bad_tasks:RAISES", 1, "its loader bad_tasks:raises failed: KeyError: 'missing key'"),
+        ("bad_tasks:FLOAT_GAIN", 1, "judges 'd' with gain nan; relevance gains are whole"),
+        ("bad_tasks:NO_CONTENT", 1, "candidate 'd' has neither text nor image"),
+        ("bad_tasks:LONE_SURROGATE", 1, "has a text that is not valid Unicode"),
+        ("bad_tasks:STRANGER_GROUP", 1, "query group 'english' names unknown query 'nobody'"),
+        ("bad_tasks:POSITIVE_NOT_FIRST", 1, "the positive goes first in a candidate list"),
+        ("bad_tasks:UNIMPORTABLE", 1, "its loader 'nomodule:nofunction' cannot be imported"),
+        ("bad_tasks:CLASH", 2, "tasks 'a/b' and 'a:b' would write the same result file"),
     ],
 )
 def test_bad_task_data_stops_the_run_before_the_model_loads(tmp_path, task, code, fragment):
@@ -264,6 +278,15 @@ def test_a_cached_shard_with_nan_is_discarded_and_encoded_again(tmp_path):
         (
             '[systems]\nm = []\n[[claims]]\nid = "a"\ntasks = ["t"]\ncomparisons = [["m @ 1x1", "m @ 1x1"]]\n',
             "system 'm' is []; give it one or more model names",
+        ),  # fmt: skip
+        ('[[claims]]\nid = "a"\ntasks = ["t"]\ncomparisons = []\n', "claim 'a' has no comparisons"),
+        (
+            '[systems]\nm = ["x", "x"]\n[[claims]]\nid = "a"\ntasks = ["t"]\ncomparisons = [["m @ 1x1", "m @ 1x1"]]\n',
+            "system 'm' lists a model twice",
+        ),  # fmt: skip
+        (
+            'txt = 1\n[[claims]]\nid = "a"\ntasks = ["t"]\ncomparisons = [["m @ 1x1", "m @ 1x1"]]\n',
+            "unknown key 'txt'",
         ),  # fmt: skip
     ],
 )
@@ -340,6 +363,10 @@ def test_the_default_models_run_quietly(tmp_path):
             "not a number >= 0",
         ),
         (lambda r: r["budgets"][0].update(main_score=10**400), "not a number in [0, 1]"),
+        (lambda r: r["budgets"][0].update(main_score=0.99), "they must be equal"),
+        (lambda r: r["task"].update(name=7), "task name 7 that is not a string"),
+        (lambda r: r["task"].update(n_queries=-3), "n_queries = -3 (not a count)"),
+        (lambda r: r["task"]["size_check"].update(official_size="no"), "(not true or false)"),
     ],
 )
 def test_invalid_values_in_a_result_file_are_named_and_never_shown(tmp_path, edit, fragment):
@@ -413,3 +440,113 @@ def test_a_second_training_run_into_the_same_folder_stops(tmp_path):
     finally:
         held.close()
     one_line_error(result, 2, "another training run is writing to")
+
+
+def test_a_stored_result_of_another_task_or_setting_is_never_taken_for_this_one(tmp_path):
+    """A file at this task's path holding another task (names that map to one file name), or
+    written with another --top-k or --index, is refused, never skipped as done or merged."""
+    out = tmp_path / "out"
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    (path,) = (out / "test-hash").glob("*.json")
+    record = json.loads(path.read_text())
+    record["task"]["name"] = "toy:corpus"
+    path.write_text(json.dumps(record))
+    one_line_error(
+        cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)),
+        2,
+        "it is the result of task 'toy:corpus', whose name gives the same file name",
+    )
+    record["task"]["name"] = "toy-corpus"
+    path.write_text(json.dumps(record))
+    one_line_error(
+        cli(*RUN, "--budgets", "2x4", "--top-k", "10", *base_args(tmp_path)),
+        2,
+        "--top-k 100 differs from 10",
+    )
+    one_line_error(
+        cli(*RUN, "--budgets", "2x4", "--index", "faiss", *base_args(tmp_path)),
+        2,
+        "--index exact differs from faiss",
+    )
+    assert json.loads(path.read_text()) == record  # nothing rewritten
+
+
+@pytest.mark.parametrize(
+    "args, code, fragment",
+    [
+        ([*RUN, "--model-args", "dim=0"], 2, "--model-args dim= must be at least 1, got 0"),
+        ([*RUN, "--top-k", "3"], 2, "--top-k 3 is below the cutoff of task 'toy-corpus'"),
+        (["run", "--model", "toy_models:broken_factory", "--tasks", "toy_tasks:CORPUS"], 1,
+         "model 'toy_models:broken_factory' could not be built: ValueError: no such size"),
+        (["run", "--model", "toy_models:BuggyEncoder", "--tasks", "toy_tasks:CORPUS"], 1,
+         "RuntimeError: shape mismatch in my pooling"),
+    ],
+)  # fmt: skip
+def test_models_that_fail_and_depths_too_small_are_one_line(tmp_path, args, code, fragment):
+    one_line_error(cli(*args, *base_args(tmp_path)), code, fragment)
+
+
+def test_a_limit_past_the_task_size_is_a_full_run(tmp_path):
+    from harness.results import partial_reason
+
+    assert cli(*RUN, "--budgets", "1x1", "--limit", "100000", *base_args(tmp_path)).returncode == 0
+    (path,) = (tmp_path / "out" / "test-hash").glob("*.json")
+    assert partial_reason(json.loads(path.read_text())) is None
+
+
+def test_world_size_without_a_rendezvous_is_one_line(tmp_path):
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    env.pop("MASTER_ADDR", None)
+    env.pop("MASTER_PORT", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", *RUN, *base_args(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])},
+        timeout=300,
+    )
+    one_line_error(result, 2, "MASTER_ADDR and MASTER_PORT are not set; launch with torchrun")
+
+
+def test_an_export_never_writes_outside_its_output_folder(tmp_path):
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    record = json.loads(path.read_text())
+    record["task"]["name"] = "vidore-v1-docvqa"
+    record["model"]["revision"] = "../../../escaped"
+    path.write_text(json.dumps(record))
+    export = tmp_path / "export"
+    result = cli("report", "export", "--format", "mteb", "--results", str(tmp_path / "out"),
+                 "--output", str(export), "--allow-partial")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = [p for p in tmp_path.rglob("*.json") if "export" in p.parts]
+    assert written and all(p.resolve().is_relative_to(export.resolve()) for p in written)
+    assert not list(tmp_path.rglob("escaped"))
+
+
+def test_a_match_with_part_of_the_reference_unreadable_fails(tmp_path):
+    assert cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)).returncode == 0
+    reference = tmp_path / "reference"
+    (reference / "test-hash").mkdir(parents=True)
+    good = tmp_path / "out" / "test-hash" / "toy-corpus.json"
+    (reference / "test-hash" / "toy-corpus.json").write_bytes(good.read_bytes())
+    (reference / "test-hash" / "toy-lists.json").write_text('{"schema_version": 1, "trunc')
+    result = cli("report", "match", str(reference), "--results", str(tmp_path / "out"))
+    assert result.returncode == 1 and "the match is incomplete" in result.stderr
+
+
+def test_latex_and_csv_tables_stay_valid_for_their_format(tmp_path):
+    import csv
+    import io
+
+    name = "a&b_c%d#e$f{g}~^h"
+    args = [*RUN, "--budgets", "1x1", "--limit", "2", "--model-args", f"name={name}"]
+    assert cli(*args, *base_args(tmp_path)).returncode == 0
+    latex = cli("report", "table", "--format", "latex", "--results", str(tmp_path / "out"))
+    assert latex.returncode == 0, latex.stderr
+    lines = latex.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("#")]
+    assert r"a\&b\_c\%d\#e\$f\{g\}\textasciitilde{}\textasciicircum{}h" in latex.stdout
+    table = cli("report", "table", "--format", "csv", "--results", str(tmp_path / "out"))
+    rows = list(csv.reader(io.StringIO(table.stdout)))
+    assert rows[0][0] == "model @ budget" and any(r and r[0].startswith("# ") for r in rows)

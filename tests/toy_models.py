@@ -133,3 +133,15 @@ class ReducingEncoder(HashEncoder):
             return mv
         kept = mv.prefix(num_vectors)
         return MultiVectors(kept.vectors * 0.5, kept.lengths)
+
+
+class BuggyEncoder(HashEncoder):
+    """encode() raises an ordinary exception: a bug in a user's encoder."""
+
+    def encode(self, items, *, role, batch_size=32, num_vectors=None):
+        raise RuntimeError("shape mismatch in my pooling")
+
+
+def broken_factory(size: str = "huge"):
+    """A model factory that fails while building."""
+    raise ValueError("no such size")

@@ -32,7 +32,7 @@ def quiet_warnings() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    for library in ("peft", "transformers", "torch", "huggingface_hub", "datasets"):
+    for library in ("peft", "transformers", "torch", "huggingface_hub", "datasets", "matplotlib"):
         warnings.filterwarnings("ignore", category=UserWarning, module=rf"{library}(\.|$)")
     if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging

@@ -4,6 +4,7 @@ result files, never from a second source of truth."""
 from __future__ import annotations
 
 import argparse
+import html
 import sys
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,7 @@ def _claims(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
     from harness.report import render
 
     tests = run_claims(args.spec, records, partial=args.partial)
-    emit(render(*claim_rows(tests), args.format), args.output)
+    emit(render(*claim_rows(tests, args.format), args.format), args.output)
     return 0
 
 
@@ -305,6 +306,13 @@ def _match(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
         )
     lines, matched = match_scores(records, reference, args.tolerance)
     print("\n".join(lines))
+    if missed:  # part of the reference could not be compared: not a match
+        print(
+            f"error: {len(missed)} reference file(s) could not be read (named above); the match "
+            "is incomplete",
+            file=sys.stderr,
+        )
+        return 1
     return 0 if matched else 1
 
 
@@ -328,13 +336,26 @@ def tables(
             f"{PARTIAL_MARK.strip()} partial ({'; '.join(reasons)}): not comparable with full runs"
             + ("" if include_partial else "; left out of means and aggregates")
         )
-        parts.append({"md": f"\n{note}\n", "html": f"<p>{note}</p>\n"}.get(fmt, f"\n# {note}\n"))
+        parts.append(_note(note, fmt))
     full = records if include_partial else [r for r in records if partial_reason(r) is None]
     for title, header, rows in benchmark_tables(full, reported=reported):
-        heading = {
-            "md": f"\n### {title}\n\n",
-            "csv": f"\n# {title}\n",
-            "html": f"<h3>{title}</h3>\n",
-        }
-        parts.append(heading.get(fmt, f"\n% {title}\n") + render(header, rows, fmt))
+        heading = {"md": f"\n### {title}\n\n", "html": f"<h3>{html.escape(title)}</h3>\n"}
+        parts.append((heading.get(fmt) or _note(title, fmt)) + render(header, rows, fmt))
     return "".join(parts)
+
+
+def _note(text: str, fmt: str) -> str:
+    """A line between tables that keeps the output valid for its format: a paragraph in
+    Markdown and HTML, a comment in LaTeX, a one-field row in CSV."""
+    import csv
+    import io
+
+    if fmt == "md":
+        return f"\n{text}\n"
+    if fmt == "html":
+        return f"<p>{html.escape(text)}</p>\n"
+    if fmt == "latex":
+        return "\n" + "".join(f"% {line}\n" for line in text.splitlines())
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([f"# {text}"])
+    return "\n" + buffer.getvalue()

@@ -4,6 +4,7 @@ any model loads, and decide which budgets of a (model, task) are left to compute
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from harness.config import RunConfig
 from harness.errors import HarnessError, UsageError
 from harness.index import parse_index
 from harness.protocol import ModelCard
-from harness.results import not_understood, read_result, result_path
+from harness.results import not_understood, read_result, result_path, safe_name
 from harness.scoring import PADDING_RULES, SCORE_DTYPES
 from harness.task import TaskSpec
 
@@ -133,6 +134,22 @@ def check_task_data(specs: Sequence[TaskSpec], config: RunConfig, dist: distribu
     (no queries, an empty corpus, no judgements, judgements or lists naming unknown items)
     before any model loads; a loader that raises is named."""
 
+    for spec in specs:  # a main metric at a cutoff past the run's depth cannot be computed
+        at = re.search(r"_at_(\d+)$", spec.main_metric or "")
+        if spec.kind == "corpus" and at and int(at.group(1)) > config.top_k:
+            raise UsageError(
+                f"--top-k {config.top_k} is below the cutoff of task {spec.name!r}'s main metric "
+                f"{spec.main_metric}; use --top-k {at.group(1)} or more"
+            )
+    files: dict[str, str] = {}
+    for spec in specs:  # two tasks must not share a result file
+        other = files.setdefault(safe_name(spec.name), spec.name)
+        if other != spec.name:
+            raise UsageError(
+                f"tasks {other!r} and {spec.name!r} would write the same result file "
+                f"({safe_name(spec.name)}.json): rename one of them"
+            )
+
     def check() -> None:
         for spec in specs:
             spec.load(config.data_dir, ("text",)).limit(config.limit).validate(spec)
@@ -181,7 +198,7 @@ def plan_task(
         if path.exists() and not config.overwrite:
             stored = read_stored(path)
         if stored is not None:
-            why = incompatibility(stored, card.args, spec, config)
+            why = incompatibility(stored, card.args, spec, config, card.name)
             if why is not None:
                 plan = UsageError(
                     f"{path} holds a result from another setting ({why}); pass --overwrite to "
@@ -233,9 +250,21 @@ def set_aside(path: Path) -> Path:
 
 
 def incompatibility(
-    stored: dict[str, Any], record_model_args: dict[str, Any], spec: TaskSpec, config: RunConfig
+    stored: dict[str, Any],
+    record_model_args: dict[str, Any],
+    spec: TaskSpec,
+    config: RunConfig,
+    model_name: str | None = None,
 ) -> str | None:
     """Why a stored result cannot be extended by this run, or None when it can."""
+    # Names that differ only in characters a file name cannot hold share a file.
+    for part, name in (("model", model_name), ("task", spec.name)):
+        theirs = stored.get(part, {}).get("name")
+        if name is not None and theirs is not None and theirs != name:
+            return (
+                f"it is the result of {part} {theirs!r}, whose name gives the same file name as "
+                f"{name!r}: rename one (model: --model-args name=...) or use another --output"
+            )
     if stored.get("model", {}).get("args") != record_model_args:
         return f"model args {stored.get('model', {}).get('args')} differ from {record_model_args}"
     if stored.get("task", {}).get("dataset") != spec.metadata()["dataset"]:
@@ -246,6 +275,10 @@ def incompatibility(
     # Files written before these settings were recorded used the defaults.
     if settings.get("score_dtype", "float32") != config.score_dtype:
         return f"--score-dtype {settings.get('score_dtype', 'float32')} differs from {config.score_dtype}"
+    if settings.get("top_k", 100) != config.top_k:
+        return f"--top-k {settings.get('top_k', 100)} differs from {config.top_k}"
+    if settings.get("index", "exact") != config.index:
+        return f"--index {settings.get('index', 'exact')} differs from {config.index}"
     if settings.get("candidate_padding", "exact") != config.candidate_padding:
         return (
             f"--candidate-padding {settings.get('candidate_padding', 'exact')} differs from "
