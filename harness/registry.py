@@ -441,6 +441,8 @@ def parse_model_args(text: str | None) -> dict[str, Any]:
         key, sep, value = part.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"malformed --model-args entry {part!r}: write key=value,key2=value2")
+        if key.strip() in out:
+            raise UsageError(f"--model-args gives {key.strip()}= twice; give it once")
         out[key.strip()] = _parse_value(value.strip())
     return out
 

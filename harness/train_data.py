@@ -152,7 +152,16 @@ class MixtureSampler:
         self.seed = int(seed)
         total = sum(w for _, w, _ in self.sources)
         self.weights = [w / total for _, w, _ in self.sources]
-        if not any(ex.negative is not None for _, _, examples in self.sources for ex in examples):
+        has_negatives = any(
+            ex.negative is not None for _, _, examples in self.sources for ex in examples
+        )
+        if self.size < 2 and not has_negatives:
+            # one query with its positive alone: the contrastive loss is 0 at every step
+            raise HarnessError(
+                f"the training data holds {self.size} example with no hard negative: the loss "
+                "needs at least two examples (in-batch negatives) or a negative"
+            )
+        if not has_negatives:
             log.info("the training data has no hard negatives: in-batch negatives only")
 
     @property

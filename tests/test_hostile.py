@@ -133,6 +133,14 @@ def test_train_settings_out_of_range_stop_before_loading_anything(tmp_path, flag
     assert not (tmp_path / "ckpt").exists()
 
 
+def test_one_training_example_without_a_negative_is_refused(tmp_path):
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"query": "a", "positive": "b"}) + "\n")
+    args = train_args(tmp_path, tmp_path / "ckpt")
+    args[args.index("--data") + 1] = f"jsonl:{data}"
+    one_line_error(cli(*args), 1, "the loss needs at least two examples")
+
+
 def test_a_mixture_weight_that_is_not_a_positive_number_is_refused(tmp_path):
     args = train_args(tmp_path, tmp_path / "ckpt")
     args[args.index("--data") + 1] = "libdocs:8@nan,libdocs:4@1"
@@ -397,6 +405,9 @@ def test_markdown_tables_keep_their_shape_whatever_the_names():
         (["report", "match", "x", "--tolerance", "-1"], "--tolerance must be a number in [0, 1]"),
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
         ([*RUN, "--model-args", "dim=abc"], "--model-args dim= takes a whole number, got 'abc'"),
+        ([*RUN, "--model-args", "dim=8,dim=16"], "--model-args gives dim= twice"),
+        (["train", "--output", ""], "--output is empty"),
+        (["report", "import", "--from", ".", "--commit", "x", "--models", ""], "--models is empty"),
         ([*RUN, "--model-args", "nested=maybe"], "nested= takes true or false, got 'maybe'"),
         ([*RUN, "--model-args", "noise=x"], "noise= takes a number, got 'x'"),
         (

@@ -255,7 +255,11 @@ def _import(args: argparse.Namespace) -> int:
     from harness.mteb_results import DEFAULT_MODELS, import_mteb
     from harness.registry import task_specs
 
-    models = [m.strip() for m in args.models.split(",")] if args.models else DEFAULT_MODELS
+    if args.models is not None and not args.models.strip(", "):
+        raise UsageError("--models is empty; name at least one, or leave the flag out")
+    models = (
+        [m.strip() for m in args.models.split(",") if m.strip()] if args.models else DEFAULT_MODELS
+    )
     data = import_mteb(args.source, task_specs(), args.commit, models)
     if not data["models"]:
         raise HarnessError(f"no ViDoRe result of {', '.join(models)} under {args.source}")

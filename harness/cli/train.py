@@ -30,6 +30,8 @@ def command(args: argparse.Namespace) -> int:
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
     values = settings(TrainConfig, args, args.config)
+    if values.get("output") == "":  # as run: an empty path is not the current folder
+        raise UsageError("--output is empty; name a folder, or leave the flag out")
     if args.steps is not None:
         values["epochs"] = None  # a --steps flag overrides epochs from a --config file
     if args.progress is not None:  # --no-progress
