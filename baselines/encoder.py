@@ -234,6 +234,11 @@ class BackboneEncoder(torch.nn.Module):
 def read_checkpoint(directory: str | Path, config_file: str) -> dict[str, Any]:
     """A checkpoint's config, with its backbone and adapter paths resolved."""
     path = Path(directory)
+    if path.is_file():
+        raise HarnessError(
+            f"checkpoint {str(path)!r} is a file; a checkpoint is the folder `python -m harness "
+            "train` wrote (pass the folder)"
+        )
     if not (path / config_file).is_file():
         raise HarnessError(
             f"checkpoint {str(path)!r} is missing {config_file}; train one with `python -m harness train` "

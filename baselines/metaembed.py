@@ -39,6 +39,9 @@ from harness.protocol import Item, Role
 log = logging.getLogger(__name__)
 
 ATTENTION = ("paper", "full")
+# how a fresh meta-token table starts (`meta_init=`): random at the embedding table's scale, or
+# the backbone's [MASK] or [CLS] embedding plus small noise
+META_INITS = ("random", "mask", "cls")
 
 
 class MetaEmbed(BackboneEncoder):
@@ -58,9 +61,14 @@ class MetaEmbed(BackboneEncoder):
         name: str = "metaembed",
         seed: int = 0,
         attention: str = "paper",
+        meta_init: str = "random",
         args: dict[str, Any] | None = None,
     ):
         super().__init__(backbone, name=name, args=args or {})
+        if meta_init not in META_INITS:
+            raise UsageError(
+                f"meta_init= must be one of {', '.join(META_INITS)}, got {meta_init!r}"
+            )
         if query_tokens < 1 or candidate_tokens < 1:
             raise UsageError("query_tokens and candidate_tokens must be positive")
         if attention not in ATTENTION:
@@ -75,9 +83,16 @@ class MetaEmbed(BackboneEncoder):
         hidden = backbone.hidden_size
         table = backbone.input_embeddings().weight.detach().float()
         generator = torch.Generator().manual_seed(seed)
-        init = torch.randn(query_tokens + candidate_tokens, hidden, generator=generator) * float(
-            table.std()
-        )
+        noise = torch.randn(query_tokens + candidate_tokens, hidden, generator=generator)
+        init = noise * float(table.std())
+        if meta_init != "random":
+            # a token the backbone already reads as "fill me in" ([MASK]) or "the sequence"
+            # ([CLS]), each slot told apart by a tenth of the table's scale in noise
+            token = getattr(backbone.tokenizer, f"{meta_init}_token_id", None)
+            if token is None:
+                raise UsageError(f"meta_init={meta_init}: {backbone.name} has no {meta_init} token")
+            init = table[token].unsqueeze(0) + 0.1 * init
+        self.meta_init = meta_init
         self.meta_tokens = torch.nn.Parameter(init.to(backbone.device))
         self.projection = None
         if projection_dim:
@@ -201,6 +216,7 @@ class MetaEmbed(BackboneEncoder):
             "projection_bias": self.projection is not None and self.projection.bias is not None,
             "attention": self.attention,
             "template": getattr(self.backbone, "template", None),
+            "meta_init": self.meta_init,
         }
 
 
@@ -217,6 +233,7 @@ def load_metaembed(
     dtype: str | None = None,
     seed: int = 0,
     attention: str | None = None,
+    meta_init: str = "random",
     **backbone_options: Any,
 ) -> MetaEmbed:
     """`metaembed` in the registry: a backbone plus a checkpoint of meta tokens (and projection,
@@ -282,6 +299,8 @@ def load_metaembed(
     }
     if checkpoint is not None:
         args["checkpoint_format"] = "own"
+    if meta_init != "random":  # only a fresh table starts from it; recorded where it was asked
+        args["meta_init"] = meta_init
     model = MetaEmbed(
         bb,
         query_tokens=config.get("query_tokens", query_tokens or 16),
@@ -291,6 +310,7 @@ def load_metaembed(
         name=name or config.get("name") or "metaembed",
         seed=seed,
         attention=attention,
+        meta_init=meta_init,
         args=args,
     )
     if checkpoint is not None:

@@ -61,9 +61,14 @@ def layout_of(directory: str | Path) -> str:
     if (path / "config.json").is_file() and _weight_files(path):
         return "full"
     found = sorted(p.name for p in path.iterdir())[:8] if path.is_dir() else None
+    what = (
+        "a file; a checkpoint is the folder `python -m harness train` wrote"
+        if path.is_file()
+        else "missing"
+    )
     raise HarnessError(
         f"checkpoint {str(path)!r} is "
-        + (f"a folder holding {', '.join(found) or 'nothing'}" if found is not None else "missing")
+        + (f"a folder holding {', '.join(found) or 'nothing'}" if found is not None else what)
         + ": expected this project's metaembed_config.json, or the released code's layout "
         "(config.json with model*.safetensors holding prompt_embed_tokens.weight, or a peft "
         "adapter folder with adapter_config.json); train one with `python -m harness train`"

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UsageError
+from harness.report import split_entry
 from harness.stats import paired
 
 ALPHA = 0.05
@@ -107,7 +108,7 @@ class Scores:
 
 
 def _side(spec: str, systems: dict[str, list[str]]) -> tuple[list[str], str]:
-    name, _, label = (part.strip() for part in spec.partition("@"))
+    name, _, label = split_entry(spec)
     if name not in systems:
         raise UsageError(f"unknown system {name!r} in {spec!r}; define it under [systems]")
     if not label:

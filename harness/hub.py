@@ -34,6 +34,15 @@ def prefetch_hint(task_names: Iterable[str], data_dir: str | os.PathLike | None)
     return f"python -m harness prefetch --tasks {','.join(task_names)} --data-dir {target}"
 
 
+def _is_task(name: str) -> bool:
+    from harness.registry import task_specs
+
+    try:
+        return name in task_specs()
+    except HarnessError:
+        return False
+
+
 def default_data_dir() -> Path:
     """Where online runs keep the snapshots they download (same layout as --data-dir)."""
     from harness.config import harness_home
@@ -75,8 +84,13 @@ def fetch_root(
         local = snapshot_dir(ref, folder)
         if local is not None:
             return local
-    hint = prefetch_hint([name], data_dir)
     revision = ref.revision or "main"
+    hint = prefetch_hint([name], data_dir)
+    if not _is_task(name):  # a training source: prefetch names tasks only
+        where = Path(str(data_dir) if data_dir is not None else "DIR") / ref.path
+        hint = (
+            f"hf download {ref.path} --repo-type dataset --revision {revision} --local-dir {where}"
+        )
     if data_dir is not None:
         raise HarnessError(
             f"dataset {ref.path} (revision {revision}) is not in --data-dir {str(data_dir)!r} "

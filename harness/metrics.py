@@ -21,7 +21,11 @@ MEASURES: tuple[str, ...] = ("ndcg", "recall", "precision", "map", "mrr", "hit")
 
 
 def trec_order(scores: Mapping[str, float]) -> list[str]:
-    """Document ids in trec_eval's order: score descending, then id descending."""
+    """Document ids in trec_eval's order: score descending, then id descending.
+
+    >>> trec_order({"a": 0.5, "b": 0.9, "c": 0.5})
+    ['b', 'c', 'a']
+    """
     by_id = sorted(scores, reverse=True)
     return sorted(by_id, key=lambda doc: -float(scores[doc]))
 
@@ -78,16 +82,32 @@ def mean_metrics(rows: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
 def evaluate_run(
     run: Run, qrels: Qrels, cutoffs: Iterable[int] = DEFAULT_CUTOFFS
 ) -> dict[str, float]:
-    """Mean nDCG, recall, precision, MAP, MRR and hit rate at each cutoff."""
+    """Mean nDCG, recall, precision, MAP, MRR and hit rate at each cutoff.
+
+    One query whose relevant page is ranked second: nDCG@5 = 1 / log2(3), MRR@10 = 1/2.
+
+    >>> m = evaluate_run({"q": {"p1": 0.9, "p2": 0.8}}, {"q": {"p2": 1}}, cutoffs=(5, 10))
+    >>> round(m["ndcg_at_5"], 4), m["mrr_at_10"], m["recall_at_5"], m["precision_at_5"]
+    (0.6309, 0.5, 1.0, 0.2)
+    """
     return mean_metrics(per_query(run, qrels, cutoffs))
 
 
 def precision_at_1_official(scores: Sequence[float]) -> float:
-    """VLM2Vec's MMEB rule: argmax over the row's list (first maximum wins); the positive is index 0."""
+    """VLM2Vec's MMEB rule: argmax over the row's list (first maximum wins); the positive is
+    index 0, so a tie with it counts as a hit.
+
+    >>> precision_at_1_official([0.7, 0.7, 0.1]), precision_at_1_official([0.2, 0.9])
+    (1.0, 0.0)
+    """
     best = max(range(len(scores)), key=lambda i: (scores[i], -i))
     return 1.0 if best == 0 else 0.0
 
 
 def precision_at_1_strict(scores: Sequence[float]) -> float:
-    """The positive (index 0) must be the unique maximum: ties count as misses."""
+    """The positive (index 0) must be the unique maximum: ties count as misses.
+
+    >>> precision_at_1_strict([0.7, 0.7, 0.1]), precision_at_1_strict([0.8, 0.7])
+    (0.0, 1.0)
+    """
     return 1.0 if all(scores[0] > s for s in scores[1:]) else 0.0

@@ -76,6 +76,11 @@ def read_config_file(path: str | None, cls: type) -> dict[str, Any]:
             values = tomllib.load(handle) if not path.endswith(".json") else json.load(handle)
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read --config {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise UsageError(
+            f"--config {path} holds a {type(values).__name__}, not a table of settings "
+            '(TOML: key = value lines; JSON: {"key": value})'
+        )
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -325,6 +325,11 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         raise UsageError(
             f"unknown model {name!r}{_suggest(name, MODELS)}; `python -m harness list models` lists them"
         )
+    if not callable(factory):
+        raise UsageError(
+            f"{name!r} is not a model factory (a class or function returning an encoder); "
+            "`python -m harness list models` lists the registered ones"
+        )
     kwargs = dict(model_args)
     if device is not None and _accepts(factory, "device"):
         kwargs["device"] = device

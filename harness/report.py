@@ -176,6 +176,13 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], fmt: str = "md"
     raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
+def split_entry(spec: str) -> tuple[str, str, str]:
+    """`model @ budget` -> (model, "@", budget): at the last " @ " (a model name may hold one;
+    a cascade's label holds "@" without spaces), else at the first "@"."""
+    head, sep, tail = spec.rpartition(" @ ") if " @ " in spec else spec.partition("@")
+    return head.strip(), sep.strip(), tail.strip()
+
+
 def compare(records: Iterable[dict[str, Any]], a: str, b: str) -> tuple[list[str], list[list[str]]]:
     """Paired comparison of `model @ budget` a against b on every task both have."""
     from harness.stats import paired
@@ -183,7 +190,7 @@ def compare(records: Iterable[dict[str, Any]], a: str, b: str) -> tuple[list[str
     records = list(records)
 
     def rows_of(spec: str) -> dict[str, dict[str, Any]]:
-        model, _, label = (p.strip() for p in spec.partition("@"))
+        model, _, label = split_entry(spec)
         out = {}
         for record in records:
             if record["model"]["name"] == model:

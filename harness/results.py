@@ -75,6 +75,21 @@ def not_understood(record: Any) -> str | None:
     for key in ("model", "task", "budgets"):
         if key not in record:
             return f"has no {key!r}"
+    why = _bad_header(record)
+    if why is not None:
+        return why
+    if not isinstance(record["budgets"], list):
+        return "has no list of budgets"
+    labels: set[str] = set()
+    for row in record["budgets"]:
+        why = _bad_row(row, labels, record["task"].get("main_metric"))
+        if why is not None:
+            return why
+    return None
+
+
+def _bad_header(record: dict[str, Any]) -> str | None:
+    """Why a record's model and task parts cannot be read, or None."""
     if not isinstance(record["model"], dict) or "name" not in record["model"]:
         return "has no model name"
     if not isinstance(record["task"], dict) or "name" not in record["task"]:
@@ -94,50 +109,48 @@ def not_understood(record: Any) -> str | None:
         return "has a size_check that is not an object"
     if isinstance(check, dict) and check.get("official_size") not in (None, True, False):
         return f"has size_check.official_size = {check['official_size']!r} (not true or false)"
-    main_metric = task.get("main_metric")
-    if not isinstance(record["budgets"], list):
-        return "has no list of budgets"
-    labels = set()
-    for row in record["budgets"]:
-        missing = [k for k in REQUIRED_ROW if not isinstance(row, dict) or k not in row]
-        if missing:
-            return f"has a budget row without {missing[0]!r}"
-        label = row.get("label")
-        why = _bad_label(label)
-        if why is not None:
-            return why
-        if label in labels:
-            return f"has two rows for budget {label!r}"
-        labels.add(label)
-        if not isinstance(row["cost"], dict):
-            return f"has a cost that is not an object at budget {label!r}"
-        for name in NUMERIC_COST:  # what tables, plots and pages compute with
-            value = row["cost"].get(name)
-            if value is not None and not (_is_finite(value) and value >= 0):
-                return f"has cost {name} = {value!r} at budget {label!r} (not a number >= 0)"
-        per_query = row.get("per_query")
-        if per_query is not None:
-            if not isinstance(per_query, dict):
-                return f"has per_query scores that are not an object at budget {label!r}"
-            bad = next((v for v in per_query.values() if not _is_finite(v)), None)
-            if bad is not None or any(not _is_finite(v) for v in per_query.values()):
-                return f"has a per-query score {bad!r} at budget {label!r} (not a finite number)"
-        if not _is_score(row["main_score"]):
-            return (
-                f"has main_score {row['main_score']!r} at budget {label!r} (not a number in [0, 1])"
-            )
-        if not isinstance(row["metrics"], dict):
-            return f"has metrics that are not an object at budget {label!r}"
-        for name, value in row["metrics"].items():
-            if value is not None and not _is_finite(value):
-                return f"has metric {name} = {value!r} at budget {label!r} (not a finite number)"
-        # the main score is the main metric's value (files that keep it in metrics)
-        kept = row["metrics"].get(main_metric) if isinstance(main_metric, str) else None
-        if kept is not None and abs(kept - row["main_score"]) > 1e-9:
-            return (
-                f"has main_score {row['main_score']!r} but {main_metric} = {kept!r} at budget "
-                f"{label!r}; they must be equal"
-            )
+    return None
+
+
+def _bad_row(row: Any, labels: set[str], main_metric: Any) -> str | None:
+    """Why one budget row cannot be read (its label is added to `labels`), or None."""
+    missing = [k for k in REQUIRED_ROW if not isinstance(row, dict) or k not in row]
+    if missing:
+        return f"has a budget row without {missing[0]!r}"
+    label = row.get("label")
+    why = _bad_label(label)
+    if why is not None:
+        return why
+    if label in labels:
+        return f"has two rows for budget {label!r}"
+    labels.add(label)
+    if not isinstance(row["cost"], dict):
+        return f"has a cost that is not an object at budget {label!r}"
+    for name in NUMERIC_COST:  # what tables, plots and pages compute with
+        value = row["cost"].get(name)
+        if value is not None and not (_is_finite(value) and value >= 0):
+            return f"has cost {name} = {value!r} at budget {label!r} (not a number >= 0)"
+    per_query = row.get("per_query")
+    if per_query is not None:
+        if not isinstance(per_query, dict):
+            return f"has per_query scores that are not an object at budget {label!r}"
+        bad = next((v for v in per_query.values() if not _is_finite(v)), None)
+        if bad is not None or any(not _is_finite(v) for v in per_query.values()):
+            return f"has a per-query score {bad!r} at budget {label!r} (not a finite number)"
+    if not _is_score(row["main_score"]):
+        return f"has main_score {row['main_score']!r} at budget {label!r} (not a number in [0, 1])"
+    if not isinstance(row["metrics"], dict):
+        return f"has metrics that are not an object at budget {label!r}"
+    for name, value in row["metrics"].items():
+        if value is not None and not _is_finite(value):
+            return f"has metric {name} = {value!r} at budget {label!r} (not a finite number)"
+    # the main score is the main metric's value (files that keep it in metrics)
+    kept = row["metrics"].get(main_metric) if isinstance(main_metric, str) else None
+    if kept is not None and abs(kept - row["main_score"]) > 1e-9:
+        return (
+            f"has main_score {row['main_score']!r} but {main_metric} = {kept!r} at budget "
+            f"{label!r}; they must be equal"
+        )
     return None
 
 

@@ -54,6 +54,16 @@ def maxsim(
     the masked result without a masking pass over the whole similarity block. With
     `padding="zero"` every candidate shorter than `pad_width` (default: the block's width)
     scores as if zero-padded to it: its max over vectors is taken with 0 included.
+
+    A query of two vectors against a candidate with one real vector and one pad: each query
+    vector takes its best real match (the pad never wins, even against -1), and they add up.
+
+    >>> q = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    >>> c = torch.tensor([[[-1.0, 0.0], [0.0, 0.0]]])
+    >>> maxsim(q, torch.tensor([2]), c, torch.tensor([1]))
+    tensor([[-1.]])
+    >>> maxsim(q, torch.tensor([2]), c, torch.tensor([1]), padding="zero")
+    tensor([[0.]])
     """
     if padding not in PADDING_RULES:
         raise ValueError(f"padding must be one of {PADDING_RULES}, got {padding!r}")
@@ -184,9 +194,14 @@ def score_corpus(
     Returns (scores, indices), each [Nq, min(k, Nc)], best first; ties go to the lower
     candidate index. The corpus's padded vectors must be zero (the MultiVectors invariant,
     which the embedding cache enforces). Candidate blocks stream past a running top-k per
-    query, so the corpus may
-    also be a `ShardedVectors` left on disk and read block by block (out-of-core scoring);
-    the result is the same.
+    query, so the corpus may also be a `ShardedVectors` left on disk and read block by block
+    (out-of-core scoring); the result is the same.
+
+    >>> queries = MultiVectors(torch.tensor([[[1.0, 0.0]]]), torch.tensor([1]))
+    >>> corpus = MultiVectors(torch.tensor([[[0.5, 0.0]], [[0.9, 0.0]], [[0.9, 0.0]]]),
+    ...                       torch.tensor([1, 1, 1]))
+    >>> score_corpus(queries, corpus, k=2)
+    (tensor([[0.9000, 0.9000]]), tensor([[1, 2]]))
     """
     device = torch.device(device) if device is not None else None
     nq, nc = len(queries), len(corpus)
@@ -572,7 +587,11 @@ def maxsim_grouped(
 def rank_shortlists(
     scores: torch.Tensor, shortlists: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each query's shortlist by score descending, ties to the lower row: ([Nq, d], [Nq, d])."""
+    """Each query's shortlist by score descending, ties to the lower row: ([Nq, d], [Nq, d]).
+
+    >>> rank_shortlists(torch.tensor([[0.2, 0.9, 0.2]]), torch.tensor([[7, 4, 3]]))
+    (tensor([[0.9000, 0.2000, 0.2000]]), tensor([[4, 3, 7]]))
+    """
     rows, by_row = torch.sort(shortlists, dim=1, stable=True)
     scores = scores.gather(1, by_row)
     scores, order = torch.sort(scores, dim=1, descending=True, stable=True)

@@ -153,6 +153,7 @@ class TaskData:
         }
 
     def validate(self, spec: TaskSpec) -> None:
+        """Refuse data no score can be computed from, naming the task and the first bad item."""
         where = f"task {spec.name!r}"
         if not self.queries:
             raise HarnessError(f"{where} has no queries; check its data (or --data-dir snapshot)")
@@ -164,6 +165,13 @@ class TaskData:
         cids = {c.id for c in self.candidates}
         if len(cids) != len(self.candidates):
             raise HarnessError(f"{where}: duplicate candidate ids")
+        self._check_items(where)
+        self._check_gains_and_groups(where, set(qids))
+        if spec.kind == "candidates":
+            self._check_lists(where, qids, cids)
+        self._check_judged(where, qids, cids)
+
+    def _check_items(self, where: str) -> None:
         for role, items in (("query", self.queries), ("candidate", self.candidates)):
             empty = next((it.id for it in items if not it.text and it.image is None), None)
             if empty is not None:
@@ -176,6 +184,8 @@ class TaskData:
                             f"{where}: {role} {it.id.encode('utf-8', 'replace').decode()!r} has "
                             f"a {part} that is not valid Unicode (a lone surrogate); fix its data"
                         )
+
+    def _check_gains_and_groups(self, where: str, qids: set[str]) -> None:
         for qid, gains in self.qrels.items():
             if not isinstance(gains, dict):
                 raise HarnessError(f"{where}: the judgements of query {qid!r} are not a mapping")
@@ -186,35 +196,36 @@ class TaskData:
                         "relevance gains are whole numbers, as trec_eval reads them"
                     )
         for group, members in (self.query_groups or {}).items():
-            strangers = [q for q in members if q not in set(qids)]
+            strangers = [q for q in members if q not in qids]
             if not group or strangers:
                 raise HarnessError(
                     f"{where}: query group {group!r} "
                     + (f"names unknown query {strangers[0]!r}" if strangers else "has no name")
                 )
-        if spec.kind == "candidates":
-            if self.candidate_lists is None:
-                raise HarnessError(f"{where}: a candidates task needs candidate_lists")
-            missing = [q for q in qids if not self.candidate_lists.get(q)]
-            if missing:
-                raise HarnessError(f"{where}: query {missing[0]!r} has no candidate list")
-            for qid in qids:
-                unknown = [c for c in self.candidate_lists[qid] if c not in cids]
-                if unknown:
-                    raise HarnessError(
-                        f"{where}: query {qid!r} lists unknown candidate {unknown[0]!r}"
-                    )
-                # A candidate may be listed twice (MMEB lists repeat identical entries); it
-                # scores once, as the same item.
-                listed = self.candidate_lists[qid]
-                positives = {c for c, g in self.qrels.get(qid, {}).items() if g > 0}
-                if positives and listed[0] not in positives:
-                    # MMEB's precision@1 reads the list's first entry as the positive
-                    raise HarnessError(
-                        f"{where}: query {qid!r} lists {listed[0]!r} first but judges "
-                        f"{sorted(positives)[0]!r} relevant; the positive goes first in a "
-                        "candidate list (MMEB's precision@1 reads it there)"
-                    )
+
+    def _check_lists(self, where: str, qids: list[str], cids: set[str]) -> None:
+        if self.candidate_lists is None:
+            raise HarnessError(f"{where}: a candidates task needs candidate_lists")
+        missing = [q for q in qids if not self.candidate_lists.get(q)]
+        if missing:
+            raise HarnessError(f"{where}: query {missing[0]!r} has no candidate list")
+        for qid in qids:
+            # A candidate may be listed twice (MMEB lists repeat identical entries); it scores
+            # once, as the same item.
+            listed = self.candidate_lists[qid]
+            unknown = [c for c in listed if c not in cids]
+            if unknown:
+                raise HarnessError(f"{where}: query {qid!r} lists unknown candidate {unknown[0]!r}")
+            positives = {c for c, g in self.qrels.get(qid, {}).items() if g > 0}
+            if positives and listed[0] not in positives:
+                # MMEB's precision@1 reads the list's first entry as the positive
+                raise HarnessError(
+                    f"{where}: query {qid!r} lists {listed[0]!r} first but judges "
+                    f"{sorted(positives)[0]!r} relevant; the positive goes first in a "
+                    "candidate list (MMEB's precision@1 reads it there)"
+                )
+
+    def _check_judged(self, where: str, qids: list[str], cids: set[str]) -> None:
         judged = {q: gains for q, gains in self.qrels.items() if any(g > 0 for g in gains.values())}
         if not judged or not set(judged) & set(qids):
             raise HarnessError(

@@ -157,6 +157,7 @@ def _score(folder, out):
     return json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_an_edited_encoder_never_reuses_the_old_vectors(tmp_path):
     _write_encoder(tmp_path, salt=1)
     assert _cli_run(tmp_path, "a").returncode == 0
@@ -173,6 +174,7 @@ def test_an_edited_encoder_never_reuses_the_old_vectors(tmp_path):
     assert third.returncode == 0 and _score(tmp_path, "c")["encode"]["items_from_cache"] > 0
 
 
+@pytest.mark.slow
 def test_overwrite_recomputes_embeddings_even_for_unchanged_code(tmp_path):
     _write_encoder(tmp_path, salt=1)
     assert _cli_run(tmp_path, "a").returncode == 0
@@ -181,6 +183,7 @@ def test_overwrite_recomputes_embeddings_even_for_unchanged_code(tmp_path):
     assert _score(tmp_path, "a")["encode"]["items_from_cache"] == 0
 
 
+@pytest.mark.slow
 def test_embeddings_that_fail_the_checks_are_never_cached(tmp_path):
     _write_encoder(tmp_path, salt=1, value="float('nan')")
     bad = _cli_run(tmp_path, "a")

@@ -52,6 +52,7 @@ def test_cascade_labels_parse_and_sort_beside_their_second_budget():
 
 
 @pytest.mark.parametrize("depth", [3, 8, 100])
+@pytest.mark.slow
 def test_corpus_cascade_equals_brute_force_with_recall_by_hand(tmp_path, depth):
     encoder = HashEncoder()
     record = run(tmp_path, encoder, [toy_tasks.CORPUS], f"1x1>16x64@{depth},16x64")[0]
@@ -142,6 +143,7 @@ def test_a_model_that_cannot_serve_both_stages_is_refused(tmp_path):
         run(tmp_path, HashEncoder(nested=False), [toy_tasks.CORPUS], "1x1>16x64@10")
 
 
+@pytest.mark.slow
 def test_out_of_core_cascade_equals_the_in_memory_one(tmp_path):
     in_memory = run(tmp_path / "a", HashEncoder(), [toy_tasks.CORPUS], "1x1>16x64@4")[0]
     on_disk = harness.evaluate(
@@ -160,6 +162,7 @@ def test_out_of_core_cascade_equals_the_in_memory_one(tmp_path):
     assert a["metrics"] == b["metrics"] and a["per_query"] == b["per_query"]
 
 
+@pytest.mark.slow
 def test_a_cascade_under_torchrun_equals_the_single_process_run(tmp_path):
     from test_scale import cli_args, read, torchrun
 

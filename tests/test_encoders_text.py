@@ -349,3 +349,17 @@ def test_the_card_is_computed_once_and_again_after_the_weights_change():
         model.meta_tokens.add_(1.0)  # an in-place update, as an optimizer step makes
     changed = model.card
     assert changed is not first and changed.preprocessing != first.preprocessing
+
+
+@pytest.mark.parametrize("start, token", [("mask", "mask_token_id"), ("cls", "cls_token_id")])
+def test_meta_tokens_can_start_from_a_backbone_token_plus_noise(backbone, start, token):
+    table = backbone.input_embeddings().weight.detach().float()
+    model = MetaEmbed(backbone, name="m", args={}, meta_init=start)
+    base = table[getattr(backbone.tokenizer, token)]
+    offsets = model.meta_tokens.detach().float().cpu() - base.cpu()
+    scale = float(table.std())
+    # each row is the token's embedding plus noise at a tenth of the table's scale, by hand
+    assert offsets.std().item() == pytest.approx(0.1 * scale, rel=0.1)
+    assert torch.cdist(offsets, offsets).fill_diagonal_(1.0).min() > 0  # slots told apart
+    with pytest.raises(Exception, match="meta_init= must be one of random, mask, cls"):
+        MetaEmbed(backbone, name="m", args={}, meta_init="sep")

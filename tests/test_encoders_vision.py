@@ -48,6 +48,7 @@ def qwen_metaembed(request, tiny_models):
     return load_metaembed(backbone=str(tiny_models[request.param]), seed=1)
 
 
+@pytest.mark.slow
 def test_metaembed_qwen_shapes_norms_and_slots_last(qwen_metaembed):
     q = qwen_metaembed.encode(ITEMS, role="query", batch_size=4)
     c = qwen_metaembed.encode(ITEMS, role="candidate", batch_size=4)
@@ -220,6 +221,7 @@ def test_vlm2vec_is_last_token_pooling_on_a_qwen_backbone(tiny_models):
     assert model.encode(ITEMS, role="query").vectors.shape == (4, 1, 64)
 
 
+@pytest.mark.slow
 def test_cli_runs_metaembed_on_a_qwen_backbone_end_to_end(tiny_models, tmp_path):
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": str(tests), "HF_HUB_OFFLINE": "1"}

@@ -406,6 +406,14 @@ def test_markdown_tables_keep_their_shape_whatever_the_names():
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
         ([*RUN, "--model-args", "dim=abc"], "--model-args dim= takes a whole number, got 'abc'"),
         ([*RUN, "--model-args", "dim=8,dim=16"], "--model-args gives dim= twice"),
+        (
+            ["run", "--model", "os:sep", "--tasks", "toy_tasks:CORPUS"],
+            "'os:sep' is not a model factory",
+        ),
+        (
+            ["prefetch", "--tasks", "libdocs-quick", "--data-dir", __file__],
+            "is a file; name a folder",
+        ),
         (["train", "--output", ""], "--output is empty"),
         (["report", "import", "--from", ".", "--commit", "x", "--models", ""], "--models is empty"),
         ([*RUN, "--model-args", "nested=maybe"], "nested= takes true or false, got 'maybe'"),
@@ -561,3 +569,15 @@ def test_latex_and_csv_tables_stay_valid_for_their_format(tmp_path):
     table = cli("report", "table", "--format", "csv", "--results", str(tmp_path / "out"))
     rows = list(csv.reader(io.StringIO(table.stdout)))
     assert rows[0][0] == "model @ budget" and any(r and r[0].startswith("# ") for r in rows)
+
+
+def test_misleading_cases_say_what_is_wrong(tmp_path):
+    config = tmp_path / "settings.json"
+    config.write_text("[1, 2]")
+    one_line_error(cli(*RUN, "--config", str(config), *base_args(tmp_path)), 2, "holds a list")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    convert = cli("convert", "--model-args", f"checkpoint={afile}", "--output", str(tmp_path / "c"))
+    assert "is a file; a checkpoint is the folder" in convert.stderr
+    fetched = cli("prefetch", "--tasks", "libdocs-quick", "--data-dir", str(tmp_path / "d"))
+    assert fetched.returncode == 0 and "bundled with the project" in fetched.stdout

@@ -386,6 +386,7 @@ def test_installed_parts_join_to_the_pinned_zip():
 
 
 @real
+@pytest.mark.slow
 def test_real_mpnet_matches_sentence_transformers(real_cache, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
@@ -409,6 +410,7 @@ def test_real_mpnet_matches_sentence_transformers(real_cache, monkeypatch):
 
 
 @real
+@pytest.mark.slow
 def test_real_mpnet_takes_512_tokens_with_meta_slots(real_cache, monkeypatch):
     import harness
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.registry import get_model, get_tasks, groups, parse_model_args
 
 REQUIRED_GROUPS = {
@@ -77,7 +77,9 @@ def broken_factory(dim: int = 8):
 
 
 def test_a_bug_inside_a_factory_is_not_reported_as_rejected_model_args():
-    with pytest.raises(TypeError, match="has no len"):
+    # named in one line as the failure it is (the original chained, for -v), not as bad args
+    with pytest.raises(HarnessError, match="could not be built: TypeError: .*has no len") as info:
         get_model("test_registry:broken_factory", {"dim": 3})
+    assert not isinstance(info.value, UsageError) and isinstance(info.value.__cause__, TypeError)
     with pytest.raises(UsageError, match="rejected --model-args"):
         get_model("test_registry:broken_factory", {"width": 3})

@@ -321,6 +321,7 @@ def own_checkpoint(base, tmp_path_factory):
 
 
 @pytest.mark.parametrize("weights", ["full", "adapter"])
+@pytest.mark.slow
 def test_convert_writes_what_the_released_class_loads(own_checkpoint, base, tmp_path, weights):
     from peft import PeftModel
 

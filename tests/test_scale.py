@@ -132,6 +132,7 @@ def shard_items(cache: Path, role: str) -> int:
     [("7", "toy_tasks:TASKS"), ("1000", "toy_tasks:CORPUS")],
     ids=["uneven-shards", "empty-rank"],
 )
+@pytest.mark.slow
 def test_world_size_two_equals_world_size_one(reference, tmp_path, shard_size, tasks):
     # 40 unique pages in shards of 7: six shards, split 3 + 3 with a short last one; the
     # queries' two shards go one per rank. With shards of 1000 rank 1 has nothing to encode.
@@ -154,6 +155,7 @@ def test_world_size_two_equals_world_size_one(reference, tmp_path, shard_size, t
             assert min(per_rank) > 0
 
 
+@pytest.mark.slow
 def test_a_rank_that_dies_leaves_whole_shards_and_world_size_one_finishes(
     reference, tmp_path, monkeypatch
 ):
@@ -187,6 +189,7 @@ def test_a_rank_that_dies_leaves_whole_shards_and_world_size_one_finishes(
     assert_same_results(reference, tmp_path, "toy-corpus")
 
 
+@pytest.mark.slow
 def test_distributed_run_refuses_no_cache(tmp_path):
     result = torchrun(
         2, "--model", "test-hash", "--tasks", "toy_tasks:CORPUS", "--no-cache", "--no-progress"
@@ -198,6 +201,7 @@ def test_distributed_run_refuses_no_cache(tmp_path):
 # ---------------------------------------------------------------- out-of-core scoring
 
 
+@pytest.mark.slow
 def test_out_of_core_run_under_a_tiny_memory_limit_equals_the_in_memory_run(reference, tmp_path):
     [record] = run_single(tmp_path, [CORPUS], shard_size=5, memory_limit=1000)
     assert all(b["cost"]["candidates_out_of_core"] for b in record["budgets"])

@@ -52,6 +52,7 @@ def run(encoder, tmp_path, **options):
     )
 
 
+@pytest.mark.slow
 def test_pages_two_tasks_share_are_encoded_once_without_the_disk_cache(tmp_path):
     encoder = Counting()
     corpus, lists = run(encoder, tmp_path, no_cache=True)
@@ -69,6 +70,7 @@ def test_pages_two_tasks_share_are_encoded_once_without_the_disk_cache(tmp_path)
         assert a["budgets"][0]["per_query"] == b["budgets"][0]["per_query"]
 
 
+@pytest.mark.slow
 def test_a_text_only_model_gets_no_page_images_and_none_are_rendered(tmp_path, monkeypatch):
     rendered = []
     original = libdocs.render_page.__wrapped__

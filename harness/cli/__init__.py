@@ -93,8 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished shards and results are kept; rerun the same command to resume",
-            file=sys.stderr,
+        kept = (
+            "the last saved training state is kept"
+            if getattr(args, "command", None) == "train"
+            else "finished shards and results are kept"
         )
+        print(f"interrupted: {kept}; rerun the same command to resume", file=sys.stderr)
         return 130

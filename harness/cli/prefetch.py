@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from harness.errors import UsageError
 
 
 def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -17,6 +20,13 @@ def command(args: argparse.Namespace) -> int:
     from harness.hub import prefetch, prefetch_jobs
     from harness.registry import get_tasks
 
-    for path in prefetch(prefetch_jobs(get_tasks(args.tasks)), args.data_dir):
+    if Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is a file; name a folder")
+    specs = get_tasks(args.tasks)
+    bundled = [s.name for s in specs if s.dataset.path.startswith("bundled:")]
+    for name in bundled:  # shipped with the project: nothing to download
+        print(f"ready: {name} (bundled with the project; no download needed)")
+    jobs = prefetch_jobs([s for s in specs if not s.dataset.path.startswith("bundled:")])
+    for path in prefetch(jobs, args.data_dir):
         print(f"ready: {path}")
     return 0
