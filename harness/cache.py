@@ -108,6 +108,11 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _name_digest(path: Path) -> str:
+    """The items digest a shard's file name carries (`START-STOP-DIGEST.safetensors`)."""
+    return path.stem.rsplit("-", 1)[-1]
+
+
 def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
@@ -118,7 +123,13 @@ def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
         ) from None
     os.close(fd)
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp)
+        # the file records which items it holds (its name's digest), so a shard moved or
+        # swapped under another name is caught when read
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()},
+            tmp,
+            metadata={"items": _name_digest(path)},
+        )
         faults.reach("shard-write")
         os.chmod(tmp, public_mode())
         os.replace(tmp, path)
@@ -137,6 +148,9 @@ def shard_damage(path: Path, items: int, dim: int | None = None) -> str | None:
             keys = set(handle.keys())
             if keys != {"vectors", "lengths"}:
                 return f"it holds {', '.join(sorted(keys)) or 'nothing'}, not vectors and lengths"
+            recorded = (handle.metadata() or {}).get("items")
+            if recorded is not None and recorded != _name_digest(path):
+                return "it holds the vectors of other items (moved or swapped under this name)"
             vectors = handle.get_slice("vectors").get_shape()
             lengths = handle.get_slice("lengths").get_shape()
             if len(vectors) == 3 and vectors[0] == items and list(lengths) == [items]:

@@ -581,3 +581,19 @@ def test_misleading_cases_say_what_is_wrong(tmp_path):
     assert "is a file; a checkpoint is the folder" in convert.stderr
     fetched = cli("prefetch", "--tasks", "libdocs-quick", "--data-dir", str(tmp_path / "d"))
     assert fetched.returncode == 0 and "bundled with the project" in fetched.stdout
+
+
+def test_two_cached_shards_swapped_on_disk_are_caught_and_encoded_again(tmp_path):
+    args = [*RUN, "--budgets", "16x64", "--shard-size", "4", *base_args(tmp_path)]
+    assert cli(*args).returncode == 0
+    a, b = sorted((tmp_path / "cache").glob("embeddings/*/*/[0-9]*.safetensors"))[:2]
+    content_a, content_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(content_b)
+    b.write_bytes(content_a)
+    (tmp_path / "out").rename(tmp_path / "first")
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "holds the vectors of other items (moved or swapped" in again.stderr
+    first = json.loads((tmp_path / "first" / "test-hash" / "toy-corpus.json").read_text())
+    second = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert first["budgets"][0]["per_query"] == second["budgets"][0]["per_query"]
