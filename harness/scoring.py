@@ -104,6 +104,29 @@ def maxsim(
     return best.float().sum(dim=1)
 
 
+def _zero_padded_maxsim(
+    q_vec: torch.Tensor,
+    q_len: torch.Tensor,
+    c_vec: torch.Tensor,
+    c_len: torch.Tensor,
+    compute_dtype: torch.dtype,
+    padding: str,
+    rc: int,
+) -> torch.Tensor:
+    """`maxsim` of a block whose candidates are zero-padded (stored or gathered), with the
+    zero rule's pad width at the budget's `rc`."""
+    return maxsim(
+        q_vec,
+        q_len,
+        c_vec,
+        c_len,
+        compute_dtype,
+        candidates_zero_padded=True,
+        padding=padding,
+        pad_width=rc,
+    )
+
+
 def _sides(
     queries: MultiVectors, candidates: MultiVectors | ShardedVectors, budget: Budget | None
 ) -> tuple[int, int]:
@@ -237,16 +260,7 @@ def score_corpus(
         for q0 in range(0, nq, b):
             q1 = min(nq, q0 + b)
             q_vec, q_len = _block(queries, q0, q1, rq, device)
-            scores = maxsim(
-                q_vec,
-                q_len,
-                c_vec,
-                c_len,
-                compute_dtype,
-                candidates_zero_padded=True,
-                padding=padding,
-                pad_width=rc,
-            )
+            scores = _zero_padded_maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, padding, rc)
             _merge(top_scores[q0:q1], top_index[q0:q1], scores, block_index, filled)
         filled = True
     return top_scores.cpu(), top_index.cpu()
@@ -410,16 +424,7 @@ def _dense(
     c_len = candidates.lengths.index_select(0, sel).clamp(max=rc)
     if device is not None:
         c_vec, c_len = c_vec.to(device), c_len.to(device)
-    scores = maxsim(
-        q_vec,
-        q_len,
-        c_vec,
-        c_len,
-        compute_dtype,
-        candidates_zero_padded=True,
-        padding=padding,
-        pad_width=rc,
-    )
+    scores = _zero_padded_maxsim(q_vec, q_len, c_vec, c_len, compute_dtype, padding, rc)
     return scores.cpu()
 
 
@@ -524,15 +529,8 @@ def _dense_then_pick(
         dense = torch.empty(q1 - q0, n)
         for c0, chunk in candidates.chunks(m, rc):
             c_vec, c_len = _block(chunk, 0, len(chunk), chunk.max_len, device)
-            dense[:, c0 : c0 + len(chunk)] = maxsim(
-                q_vec,
-                q_len,
-                c_vec,
-                c_len,
-                compute_dtype,
-                candidates_zero_padded=True,
-                padding=padding,
-                pad_width=rc,
+            dense[:, c0 : c0 + len(chunk)] = _zero_padded_maxsim(
+                q_vec, q_len, c_vec, c_len, compute_dtype, padding, rc
             ).cpu()
         out[q0:q1] = dense.gather(1, shortlists[q0:q1])
     return out

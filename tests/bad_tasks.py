@@ -6,14 +6,14 @@ from harness.protocol import Item
 from harness.task import DatasetRef, TaskData, TaskSpec
 
 
-def _spec(name: str, loader: str) -> TaskSpec:
+def _spec(name: str, loader: str, kind: str = "corpus", metric: str = "ndcg_at_10") -> TaskSpec:
     return TaskSpec(
         name=name,
         benchmark="bad",
-        kind="corpus",
-        main_metric="ndcg_at_10",
+        kind=kind,
+        main_metric=metric,
         dataset=DatasetRef(f"local/{name}"),
-        loader=f"bad_tasks:{loader}",
+        loader=loader if ":" in loader else f"bad_tasks:{loader}",
     )
 
 
@@ -68,22 +68,10 @@ FLOAT_GAIN = _spec("float-gain", "float_gain")
 NO_CONTENT = _spec("no-content", "no_content")
 LONE_SURROGATE = _spec("lone-surrogate", "lone_surrogate")
 STRANGER_GROUP = _spec("stranger-group", "stranger_group")
-POSITIVE_NOT_FIRST = TaskSpec(
-    name="positive-not-first",
-    benchmark="bad",
-    kind="candidates",
-    main_metric="precision_at_1",
-    dataset=DatasetRef("local/positive-not-first"),
-    loader="bad_tasks:positive_not_first",
+POSITIVE_NOT_FIRST = _spec(
+    "positive-not-first", "positive_not_first", "candidates", "precision_at_1"
 )
-UNIMPORTABLE = TaskSpec(
-    name="unimportable",
-    benchmark="bad",
-    kind="corpus",
-    main_metric="ndcg_at_10",
-    dataset=DatasetRef("local/unimportable"),
-    loader="nomodule:nofunction",
-)
+UNIMPORTABLE = _spec("unimportable", "nomodule:nofunction")
 # two names that give one result file
 CLASH = [_spec("a/b", "no_qrels"), _spec("a:b", "no_qrels")]
 NO_QRELS = _spec("no-qrels", "no_qrels")

@@ -149,10 +149,7 @@ def _search(ctx: TaskContext, enc: Encoded, slice_budget: Budget | None, k: int)
             enc.candidates,
             slice_budget,
             k=min(k, len(enc.candidates)),
-            block_bytes=ctx.block_bytes,
-            device=ctx.score_device,
-            compute_dtype=SCORE_DTYPES[cfg.score_dtype],
-            padding=cfg.candidate_padding,
+            **_scoring(ctx),
         )
 
     single = _single_vectors(enc, slice_budget)
@@ -208,15 +205,18 @@ def _list_scores(
         candidates = candidates.take(union)
         lists = [[where[r] for r in rows] for rows in lists]
     return score_candidate_lists(
-        enc.queries.select(query_rows),
-        candidates,
-        lists,
-        budget,
-        block_bytes=ctx.block_bytes,
-        device=ctx.score_device,
-        compute_dtype=SCORE_DTYPES[ctx.config.score_dtype],
-        padding=ctx.config.candidate_padding,
+        enc.queries.select(query_rows), candidates, lists, budget, **_scoring(ctx)
     )
+
+
+def _scoring(ctx: TaskContext) -> dict[str, Any]:
+    """The run's scoring settings, as the scoring functions take them."""
+    return {
+        "block_bytes": ctx.block_bytes,
+        "device": ctx.score_device,
+        "compute_dtype": SCORE_DTYPES[ctx.config.score_dtype],
+        "padding": ctx.config.candidate_padding,
+    }
 
 
 def _lists_scored(
@@ -313,10 +313,7 @@ def cascade_corpus(
             first.candidates,
             first_slice,
             k=depth,
-            block_bytes=ctx.block_bytes,
-            device=ctx.score_device,
-            compute_dtype=SCORE_DTYPES[cfg.score_dtype],
-            padding=cfg.candidate_padding,
+            **_scoring(ctx),
         )
         middle = time.perf_counter()
         rescored = _shortlist_scores(ctx, enc, enc.queries, shortlist, second_slice)
@@ -351,16 +348,7 @@ def _shortlist_scores(
     shortlists: torch.Tensor,
     budget: Budget | None,
 ) -> torch.Tensor:
-    return score_shortlists(
-        queries,
-        enc.candidates,
-        shortlists,
-        budget,
-        block_bytes=ctx.block_bytes,
-        device=ctx.score_device,
-        compute_dtype=SCORE_DTYPES[ctx.config.score_dtype],
-        padding=ctx.config.candidate_padding,
-    )
+    return score_shortlists(queries, enc.candidates, shortlists, budget, **_scoring(ctx))
 
 
 def cascade_lists(
