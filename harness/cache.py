@@ -54,8 +54,23 @@ def check_writable(path: str | os.PathLike, what: str) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
+        # "File exists" from mkdir means a part of the path is a file (or a dangling link)
+        blocker = next(
+            (
+                p
+                for p in [path, *path.parents]
+                if (p.is_symlink() and not p.exists()) or (p.exists() and not p.is_dir())
+            ),
+            None,
+        )
+        why = (
+            f"{str(blocker)!r} is a file or a broken link, not a folder"
+            if blocker is not None
+            else exc.strerror
+        )
         raise HarnessError(
-            f"{what} {str(path)!r} is not writable ({exc.strerror}); choose another with --{what.replace(' ', '-')}"
+            f"{what} {str(path)!r} is not writable ({why}); choose another with "
+            f"--{what.replace(' ', '-')}"
         ) from exc
     return path
 

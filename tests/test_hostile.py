@@ -597,3 +597,13 @@ def test_two_cached_shards_swapped_on_disk_are_caught_and_encoded_again(tmp_path
     first = json.loads((tmp_path / "first" / "test-hash" / "toy-corpus.json").read_text())
     second = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
     assert first["budgets"][0]["per_query"] == second["budgets"][0]["per_query"]
+
+
+def test_an_output_under_a_file_or_a_broken_link_says_so(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for output in (afile / "out", tmp_path / "dangling"):
+        result = cli(*RUN, "--output", str(output), "--cache-dir", str(tmp_path / "cache"))
+        one_line_error(result, 1, "is a file or a broken link, not a folder")
+    assert afile.read_text() == "x"
