@@ -77,6 +77,11 @@ def _check_faiss(spec: IndexSpec) -> None:
     a factory or parameter faiss cannot parse stops the run before the model loads. A factory
     that only some dimensions allow is still built at scoring time with the model's own."""
     faiss = _faiss()
+    hnsw = re.search(r"HNSW(\d+)", spec.factory)
+    if hnsw and int(hnsw.group(1)) < 2:  # faiss aborts the process (an assertion) on search
+        raise UsageError(
+            f"faiss index {spec.factory!r}: HNSW needs at least 2 neighbours per node (HNSW32 is usual)"
+        )
     errors = []
     for dim in PROBE_DIMS:
         try:

@@ -341,6 +341,8 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         raise UsageError(f"model {name!r} rejected --model-args {model_args}: {exc}") from exc
     except ValueError:  # no signature to check (some builtins): let the call decide
         pass
+    if "name" in model_args and not str(model_args["name"] or "").strip():
+        raise UsageError("--model-args name= is empty; give the model a name, or leave it out")
     coerced = check_arg_types(factory, model_args)
     kwargs.update(coerced)
     try:

@@ -90,6 +90,8 @@ def _from_task(name: str, data_dir: str | Path | None) -> list[Example]:
 def _from_jsonl(path: Path) -> list[Example]:
     if path.is_dir():
         raise HarnessError(f"training file {path} is a folder; name a .jsonl file in it")
+    if path.exists() and not path.is_file():
+        raise HarnessError(f"training file {path} is not a regular file; name a .jsonl file")
     if not path.is_file():
         raise HarnessError(f"training file {path} not found")
     examples = []

@@ -254,6 +254,8 @@ def test_a_faiss_index_faiss_cannot_build_stops_the_run_before_anything_loads(tm
     one_line_error(result, 2, "faiss cannot build index 'garbage': could not parse index string")
     params = cli(*RUN, "--index", "faiss:HNSW32|bogus=3", *base_args(tmp_path))
     one_line_error(params, 2, "faiss rejects search parameters 'bogus=3'")
+    hnsw = cli(*RUN, "--index", "faiss:HNSW0", *base_args(tmp_path))  # faiss itself would abort
+    one_line_error(hnsw, 2, "HNSW needs at least 2 neighbours per node")
 
 
 def test_a_cached_shard_with_nan_is_discarded_and_encoded_again(tmp_path):
@@ -406,6 +408,7 @@ def test_markdown_tables_keep_their_shape_whatever_the_names():
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
         ([*RUN, "--model-args", "dim=abc"], "--model-args dim= takes a whole number, got 'abc'"),
         ([*RUN, "--model-args", "dim=8,dim=16"], "--model-args gives dim= twice"),
+        ([*RUN, "--model-args", "name="], "--model-args name= is empty"),
         (
             ["run", "--model", "os:sep", "--tasks", "toy_tasks:CORPUS"],
             "'os:sep' is not a model factory",
@@ -473,7 +476,7 @@ def test_a_stored_result_of_another_task_or_setting_is_never_taken_for_this_one(
     one_line_error(
         cli(*RUN, "--budgets", "1x1", *base_args(tmp_path)),
         2,
-        "it is the result of task 'toy:corpus', whose name gives the same file name",
+        "it holds the result of task 'toy:corpus', not 'toy-corpus'",
     )
     record["task"]["name"] = "toy-corpus"
     path.write_text(json.dumps(record))
@@ -494,7 +497,7 @@ def test_a_stored_result_of_another_task_or_setting_is_never_taken_for_this_one(
     "args, code, fragment",
     [
         ([*RUN, "--model-args", "dim=0"], 2, "--model-args dim= must be at least 1, got 0"),
-        ([*RUN, "--top-k", "3"], 2, "--top-k 3 is below the cutoff of task 'toy-corpus'"),
+        ([*RUN, "--top-k", "3"], 2, "--top-k 3 is below the cutoff of the main metric"),
         (["run", "--model", "toy_models:broken_factory", "--tasks", "toy_tasks:CORPUS"], 1,
          "model 'toy_models:broken_factory' could not be built: ValueError: no such size"),
         (["run", "--model", "toy_models:BuggyEncoder", "--tasks", "toy_tasks:CORPUS"], 1,
@@ -607,3 +610,16 @@ def test_an_output_under_a_file_or_a_broken_link_says_so(tmp_path):
         result = cli(*RUN, "--output", str(output), "--cache-dir", str(tmp_path / "cache"))
         one_line_error(result, 1, "is a file or a broken link, not a folder")
     assert afile.read_text() == "x"
+
+
+def test_a_limit_that_cut_nothing_extends_like_a_full_run(tmp_path):
+    assert cli(*RUN, "--budgets", "1x1", "--limit", "100000", *base_args(tmp_path)).returncode == 0
+    again = cli(*RUN, "--budgets", "1x1,2x4", *base_args(tmp_path))
+    assert again.returncode == 0, again.stderr
+    record = json.loads((tmp_path / "out" / "test-hash" / "toy-corpus.json").read_text())
+    assert [b["label"] for b in record["budgets"]] == ["1x1", "2x4"]
+
+
+def test_a_cascade_shallower_than_the_main_metric_is_said_once(tmp_path):
+    result = cli(*RUN, "--budgets", "1x1>16x64@1", *base_args(tmp_path))
+    assert result.returncode == 0 and "returns 1 candidates per query, fewer" in result.stderr

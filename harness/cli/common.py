@@ -34,6 +34,8 @@ def quiet_warnings() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     for library in ("peft", "transformers", "torch", "huggingface_hub", "datasets", "matplotlib"):
         warnings.filterwarnings("ignore", category=UserWarning, module=rf"{library}(\.|$)")
+    # matplotlib attributes a missing glyph (CJK names in a plot) to the caller's module
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     if "transformers" in sys.modules:
         from transformers.utils import logging as transformers_logging
 

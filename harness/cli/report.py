@@ -261,6 +261,9 @@ def _import(args: argparse.Namespace) -> int:
         [m.strip() for m in args.models.split(",") if m.strip()] if args.models else DEFAULT_MODELS
     )
     data = import_mteb(args.source, task_specs(), args.commit, models)
+    for skip in data["skipped"]:  # also kept in the file, under "skipped"
+        if "file" in skip:  # a file that could not be read (a model with none is named below)
+            print(f"skipped {skip['file']}: {skip['why']}", file=sys.stderr)
     if not data["models"]:
         raise HarnessError(f"no ViDoRe result of {', '.join(models)} under {args.source}")
     emit(json.dumps(data, indent=1, allow_nan=False) + "\n", args.output)

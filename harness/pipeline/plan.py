@@ -18,7 +18,7 @@ from harness.config import RunConfig
 from harness.errors import HarnessError, UsageError
 from harness.index import parse_index
 from harness.protocol import ModelCard
-from harness.results import not_understood, read_result, result_path, safe_name
+from harness.results import not_understood, partial_reason, read_result, result_path, safe_name
 from harness.scoring import PADDING_RULES, SCORE_DTYPES
 from harness.task import TaskSpec
 
@@ -134,12 +134,28 @@ def check_task_data(specs: Sequence[TaskSpec], config: RunConfig, dist: distribu
     (no queries, an empty corpus, no judgements, judgements or lists naming unknown items)
     before any model loads; a loader that raises is named."""
 
+    from harness.budgets import parse_budgets
+
+    cascades = [b for b in parse_budgets(config.budgets) or [] if isinstance(b, Cascade)]
     for spec in specs:  # a main metric at a cutoff past the run's depth cannot be computed
         at = re.search(r"_at_(\d+)$", spec.main_metric or "")
-        if spec.kind == "corpus" and at and int(at.group(1)) > config.top_k:
+        if spec.kind != "corpus" or not at:
+            continue
+        if int(at.group(1)) > config.top_k:
             raise UsageError(
-                f"--top-k {config.top_k} is below the cutoff of task {spec.name!r}'s main metric "
-                f"{spec.main_metric}; use --top-k {at.group(1)} or more"
+                f"--top-k {config.top_k} is below the cutoff of the main metric "
+                f"{spec.main_metric} of task {spec.name!r}; use --top-k {at.group(1)} or more"
+            )
+        shallow = next((c for c in cascades if c.depth < int(at.group(1))), None)
+        if shallow is not None and dist.is_main:  # a deployment that returns fewer: said once
+            log.warning(
+                "cascade %s returns %d candidates per query, fewer than the main metric %s of "
+                "task %s reads: the rest count as not retrieved (a depth of %s or more fills it)",
+                shallow.label,
+                shallow.depth,
+                spec.main_metric,
+                spec.name,
+                at.group(1),
             )
     files: dict[str, str] = {}
     for spec in specs:  # two tasks must not share a result file
@@ -199,7 +215,9 @@ def plan_task(
             stored = read_stored(path)
         if stored is not None:
             why = incompatibility(stored, card.args, spec, config, card.name)
-            if why is not None:
+            if why is not None and why.startswith("it holds"):  # not this model's or task's
+                plan = UsageError(f"{path}: {why}")
+            elif why is not None:
                 plan = UsageError(
                     f"{path} holds a result from another setting ({why}); pass --overwrite to "
                     f"replace it or --output to write elsewhere"
@@ -262,15 +280,25 @@ def incompatibility(
         theirs = stored.get(part, {}).get("name")
         if name is not None and theirs is not None and theirs != name:
             return (
-                f"it is the result of {part} {theirs!r}, whose name gives the same file name as "
-                f"{name!r}: rename one (model: --model-args name=...) or use another --output"
+                f"it holds the result of {part} {theirs!r}, not {name!r} (a name that gives the "
+                "same file name, or a file moved here); use another --output, or rename one "
+                "(model: --model-args name=...)"
             )
     if stored.get("model", {}).get("args") != record_model_args:
         return f"model args {stored.get('model', {}).get('args')} differ from {record_model_args}"
     if stored.get("task", {}).get("dataset") != spec.metadata()["dataset"]:
         return "the dataset revision differs"
     settings = stored.get("config", {})
-    if settings.get("limit") != config.limit:
+    # a --limit that cut nothing is a full run, as is a new one at or past a full run's size
+    stored_limit = settings.get("limit") if partial_reason(stored) else None
+    asked = config.limit
+    if (
+        stored_limit is None
+        and asked is not None
+        and asked >= stored["task"].get("n_queries", 1e18)
+    ):
+        asked = None
+    if stored_limit != asked:
         return f"--limit {settings.get('limit')} differs from {config.limit}"
     # Files written before these settings were recorded used the defaults.
     if settings.get("score_dtype", "float32") != config.score_dtype:
