@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from harness.adapters import keeping_adapters
-from harness.config import resolve_device
+from harness.constants import resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.protocol import IMAGE_PLACEHOLDER, Item
 
@@ -46,7 +46,7 @@ def resolve_model_path(name: str) -> str:
         except ImportError:
             pass
     if name in MPNET_NAMES:
-        from baselines.mpnet import mpnet_path
+        from harness.baselines.mpnet import mpnet_path
 
         return str(mpnet_path())
     return name
@@ -202,7 +202,7 @@ class TextBackbone(Backbone):
         self.pad_token_id = (
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         )
-        from baselines.ocr import make_ocr
+        from harness.baselines.ocr import make_ocr
 
         self.ocr = make_ocr(ocr)
         self.ocr_engine = self.ocr.engine if self.ocr is not None else None

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-
-from baselines.backbones import (
+from harness.baselines.backbones import (
     Backbone,
     bound_image,
     int_option,
@@ -22,8 +21,9 @@ from baselines.backbones import (
     resolve_dtype,
     resolve_model_path,
 )
-from baselines.encoder import DTYPE_NAMES, BackboneEncoder, load_for_checkpoint
-from baselines.naive_multi import chunk_means
+from harness.baselines.encoder import DTYPE_NAMES, BackboneEncoder, load_for_checkpoint
+from harness.baselines.naive_multi import chunk_means
+
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors

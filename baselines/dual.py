@@ -8,9 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from harness.baselines.backbones import (
+    bound_image,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
+from harness.baselines.encoder import DTYPE_NAMES
 
-from baselines.backbones import bound_image, resolve_device, resolve_dtype, resolve_model_path
-from baselines.encoder import DTYPE_NAMES
 from harness.budgets import Budget
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors

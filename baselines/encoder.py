@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness.baselines.backbones import Backbone
 from safetensors.torch import load_file, save_file
 
-from baselines.backbones import Backbone
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -257,7 +257,7 @@ def load_for_checkpoint(
 ) -> tuple[Backbone, dict[str, Any]]:
     """The backbone to build an encoder on: the named one, or the one a checkpoint names (its
     saved fine-tuned copy, or the original plus its LoRA adapter)."""
-    from baselines.backbones import apply_adapter, load_backbone
+    from harness.baselines.backbones import apply_adapter, load_backbone
 
     config = read_checkpoint(checkpoint, config_file) if checkpoint is not None else {}
     name = backbone or config.get("backbone")

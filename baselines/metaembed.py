@@ -27,10 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness.baselines.backbones import Backbone
+from harness.baselines.encoder import (
+    BackboneEncoder,
+    gather_rows,
+    load_for_checkpoint,
+    read_checkpoint,
+)
+from harness.baselines.released import layout_of
 
-from baselines.backbones import Backbone
-from baselines.encoder import BackboneEncoder, gather_rows, load_for_checkpoint, read_checkpoint
-from baselines.released import layout_of
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors
@@ -204,7 +209,7 @@ class MetaEmbed(BackboneEncoder):
 
     def save_released(self, directory, weights: str = "full", layout: str = "4.55"):
         """This model in the released code's checkpoint layout (see baselines/released.py)."""
-        from baselines.released import export_released
+        from harness.baselines.released import export_released
 
         return export_released(self, directory, weights=weights, layout=layout)
 
@@ -336,8 +341,8 @@ def _load_released(
     """A checkpoint written by the released code: the meta-token table and projection from its
     files, LoRA merged into the base model's weights, the released prompts (`metaembed-7b`,
     the template its training config uses) unless `template=` says otherwise."""
-    from baselines.backbones import load_backbone
-    from baselines.released import merge_lora, read_released
+    from harness.baselines.backbones import load_backbone
+    from harness.baselines.released import merge_lora, read_released
 
     ckpt = read_released(checkpoint)
     total, hidden = ckpt.table.shape
@@ -430,7 +435,7 @@ BUNDLED_MINI = Path(__file__).parent / "checkpoints" / "metaembed-mini"
 
 def load_metaembed_mini(checkpoint: str | None = None, **kwargs: Any) -> MetaEmbed:
     """MetaEmbed on all-MiniLM-L6-v2: the bundled checkpoint when present, else untrained."""
-    from baselines.backbones import MINILM
+    from harness.baselines.backbones import MINILM
 
     if checkpoint is None and (BUNDLED_MINI / MetaEmbed.config_file).is_file():
         checkpoint = str(BUNDLED_MINI)

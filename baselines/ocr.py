@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness.config import harness_home
+from harness.constants import harness_home
 from harness.errors import HarnessError, UsageError
 from harness.protocol import Item
 

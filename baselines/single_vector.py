@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from harness.baselines.backbones import Backbone
+from harness.baselines.encoder import (
+    BackboneEncoder,
+    gather_rows,
+    last_positions,
+    load_for_checkpoint,
+)
 
-from baselines.backbones import Backbone
-from baselines.encoder import BackboneEncoder, gather_rows, last_positions, load_for_checkpoint
 from harness.errors import UsageError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, Role

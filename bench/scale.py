@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness.config import DEFAULT_SHARD_SIZE  # noqa: E402
+from harness.constants import DEFAULT_SHARD_SIZE  # noqa: E402
 
 SHARD = DEFAULT_SHARD_SIZE  # items per shard file, as the embedding cache writes them
 

@@ -26,7 +26,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from harness import faults
-from harness.config import DEFAULT_SHARD_SIZE, harness_home
+from harness.constants import DEFAULT_SHARD_SIZE, harness_home
 from harness.distributed import Dist
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings

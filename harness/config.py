@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
+from harness.constants import (
+    DEFAULT_BLOCK_BYTES,
+    DEFAULT_MODELS,
+    DEFAULT_OUTPUT,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_TASKS,
+    DEFAULT_TEMPERATURE,
+    GROUP_REDUCTIONS,
+    NEGATIVES,
+    OBJECTIVES,
+    SCHEDULES,
+    TUNES,
+    resolve_device,
+)
 from harness.errors import UsageError
 from harness.options import model_args as parse_model_args
 from harness.options import names, option, positive_int, size
-
-# What `python -m harness run` evaluates when given no models or tasks.
-DEFAULT_MODELS: tuple[str, ...] = ("metaembed-mini", "single-mean", "colbert")
-DEFAULT_TASKS: tuple[str, ...] = ("libdocs-quick",)
-DEFAULT_OUTPUT = "results/runs"
-# Size of one float32 similarity block in scoring; bounds scoring memory.
-DEFAULT_BLOCK_BYTES = 256 * 2**20
-DEFAULT_SHARD_SIZE = 512  # items per embedding-cache shard
-
-
-def harness_home() -> Path:
-    """Where the harness keeps what it makes: embeddings, downloaded snapshots, OCR text,
-    reassembled models ($HARNESS_CACHE_DIR, default ~/.cache/harness)."""
-    return Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
-
-
-def resolve_device(device: str | None) -> str:
-    """`auto` (or None): cuda when torch sees a GPU, else cpu; anything else as given."""
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _env_data_dir() -> str | None:
@@ -181,15 +171,6 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------- training
-
-DEFAULT_TEMPERATURE = 0.03  # InfoNCE temperature, the MetaEmbed recipe's
-OBJECTIVES = ("mmr", "nommr")
-NEGATIVES = ("own", "batch")
-GROUP_REDUCTIONS = ("mean", "sum")
-TUNES = ("lora", "full", "frozen")
-SCHEDULES = ("linear", "cosine", "constant")
-STATE_DIR = "state"  # in a checkpoint folder: what resuming needs
-LOG_FILE = "train_log.jsonl"
 
 
 @dataclass

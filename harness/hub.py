@@ -45,7 +45,7 @@ def _is_task(name: str) -> bool:
 
 def default_data_dir() -> Path:
     """Where online runs keep the snapshots they download (same layout as --data-dir)."""
-    from harness.config import harness_home
+    from harness.constants import harness_home
 
     return harness_home() / "data"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from harness.budgets import METAEMBED_BUDGETS, Budget
-from harness.config import DEFAULT_TEMPERATURE
+from harness.constants import DEFAULT_TEMPERATURE
 from harness.errors import UsageError
 from harness.scoring import maxsim
 

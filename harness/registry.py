@@ -46,7 +46,7 @@ MODELS: dict[str, ModelEntry] = {
     for e in [
         ModelEntry(
             name="metaembed",
-            target="baselines.metaembed:load_metaembed",
+            target="harness.baselines.metaembed:load_metaembed",
             family="metaembed",
             backbone="any Qwen2-VL / Qwen2.5-VL / text encoder (backbone=, checkpoint=)",
             modalities=("text", "image"),
@@ -55,7 +55,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="metaembed-mini",
-            target="baselines.metaembed:load_metaembed_mini",
+            target="harness.baselines.metaembed:load_metaembed_mini",
             family="metaembed",
             backbone=_MINILM,
             modalities=("text",),
@@ -64,7 +64,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="single-last",
-            target="baselines.single_vector:load_single",
+            target="harness.baselines.single_vector:load_single",
             family="single",
             backbone="Qwen/Qwen2-VL-2B-Instruct",
             modalities=("text", "image"),
@@ -75,7 +75,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="single-mean",
-            target="baselines.single_vector:load_single",
+            target="harness.baselines.single_vector:load_single",
             family="single",
             backbone=_MINILM,
             modalities=("text",),
@@ -86,7 +86,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="single-cls",
-            target="baselines.single_vector:load_single",
+            target="harness.baselines.single_vector:load_single",
             family="single",
             backbone=_MINILM,
             modalities=("text",),
@@ -97,7 +97,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="vlm2vec",
-            target="baselines.single_vector:load_single",
+            target="harness.baselines.single_vector:load_single",
             family="single",
             backbone="TIGER-Lab/VLM2Vec-Qwen2VL-2B",
             modalities=("text", "image"),
@@ -108,7 +108,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="colbert",
-            target="baselines.colbert:load_colbert",
+            target="harness.baselines.colbert:load_colbert",
             family="colbert",
             backbone=_MINILM,
             modalities=("text",),
@@ -118,7 +118,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="colqwen2",
-            target="baselines.colbert:load_colqwen2",
+            target="harness.baselines.colbert:load_colqwen2",
             family="colbert",
             backbone="vidore/colqwen2-v1.0-hf",
             modalities=("text", "image"),
@@ -127,7 +127,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="colpali",
-            target="baselines.colbert:load_colpali",
+            target="harness.baselines.colbert:load_colpali",
             family="colbert",
             backbone="vidore/colpali-v1.3-hf",
             modalities=("text", "image"),
@@ -136,7 +136,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="clip",
-            target="baselines.dual:load_clip",
+            target="harness.baselines.dual:load_clip",
             family="single",
             backbone="openai/clip-vit-base-patch32",
             modalities=("text", "image"),
@@ -145,7 +145,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="siglip",
-            target="baselines.dual:load_siglip",
+            target="harness.baselines.dual:load_siglip",
             family="single",
             backbone="google/siglip-base-patch16-224",
             modalities=("text", "image"),
@@ -154,7 +154,7 @@ MODELS: dict[str, ModelEntry] = {
         ),
         ModelEntry(
             name="naive-multi",
-            target="baselines.naive_multi:load_naive_multi",
+            target="harness.baselines.naive_multi:load_naive_multi",
             family="naive-multi",
             backbone=_MINILM,
             modalities=("text",),
@@ -177,7 +177,7 @@ MODELS: dict[str, ModelEntry] = {
 # Packages of benchmark modules: each lists its modules in MODULES, and each module declares
 # its TASKS, GROUPS, TABLES and TRAIN_SOURCES as data (harness/benchmark.py). They import
 # nothing heavy.
-BENCHMARK_PACKAGES: tuple[str, ...] = ("tasks",)
+BENCHMARK_PACKAGES: tuple[str, ...] = ("harness.tasks",)
 
 
 def benchmark_modules() -> list[Any]:

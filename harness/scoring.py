@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from harness.budgets import Budget
-from harness.config import DEFAULT_BLOCK_BYTES
+from harness.constants import DEFAULT_BLOCK_BYTES
 from harness.multivectors import MultiVectors
 
 if TYPE_CHECKING:

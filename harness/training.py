@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from harness import distributed, train_eval
 from harness.adapters import adapters_kept
-from harness.config import LOG_FILE, STATE_DIR, TrainConfig, resolve_device
+from harness.config import TrainConfig
+from harness.constants import LOG_FILE, STATE_DIR, resolve_device
 from harness.errors import HarnessError, UsageError
 from harness.losses import gather_candidates, mmr_loss, parse_groups
 from harness.protocol import TrainableEncoder

@@ -216,9 +216,8 @@ def extract() -> tuple[list[dict], dict]:
 
 
 def _tokenizer():
+    from harness.baselines.backbones import MINILM, resolve_model_path
     from transformers import AutoTokenizer
-
-    from baselines.backbones import MINILM, resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
 

@@ -28,12 +28,13 @@ import json
 import textwrap
 from pathlib import Path
 
+from harness.tasks.build_libdocs import QUICK_PAGES, task_of
+from harness.tasks.build_libdocs import stable_rank as _rank
+
 from harness.benchmark import Group, TrainSource
 from harness.errors import UsageError
 from harness.protocol import Item
 from harness.task import DatasetRef, TaskData, TaskSpec
-from tasks.build_libdocs import QUICK_PAGES, task_of
-from tasks.build_libdocs import stable_rank as _rank
 
 DATA = Path(__file__).parent / "data" / "libdocs"
 LIST_SIZE = 100
@@ -178,7 +179,7 @@ TASKS = [
         benchmark="libdocs",
         kind="corpus",
         main_metric="ndcg_at_5",
-        loader="tasks.libdocs:load_corpus",
+        loader="harness.tasks.libdocs:load_corpus",
         description="member summary -> multi-member documentation page, all test pages",
         counts=_TEST["corpus"],
         options={"split": "test", "task": "corpus"},
@@ -189,7 +190,7 @@ TASKS = [
         benchmark="libdocs",
         kind="candidates",
         main_metric="precision_at_1",
-        loader="tasks.libdocs:load_lists",
+        loader="harness.tasks.libdocs:load_lists",
         description="other test queries, each against its page and 99 other pages",
         counts=_TEST["lists"],
         options={"split": "test", "task": "lists"},
@@ -200,7 +201,7 @@ TASKS = [
         benchmark="libdocs-quick",
         kind="corpus",
         main_metric="ndcg_at_5",
-        loader="tasks.libdocs:load_corpus",
+        loader="harness.tasks.libdocs:load_corpus",
         description=f"libdocs-corpus on its first {QUICK_PAGES} pages (the default run)",
         counts=_QUICK["corpus"],
         options={"split": "test", "task": "corpus", "pages": QUICK_PAGES},
@@ -211,7 +212,7 @@ TASKS = [
         benchmark="libdocs-quick",
         kind="candidates",
         main_metric="precision_at_1",
-        loader="tasks.libdocs:load_lists",
+        loader="harness.tasks.libdocs:load_lists",
         description=f"libdocs-lists on its first {QUICK_PAGES} pages (the default run)",
         counts=_QUICK["lists"],
         options={"split": "test", "task": "lists", "pages": QUICK_PAGES},
@@ -222,7 +223,7 @@ TASKS = [
         benchmark="libdocs-dev",
         kind="corpus",
         main_metric="ndcg_at_5",
-        loader="tasks.libdocs:load_corpus",
+        loader="harness.tasks.libdocs:load_corpus",
         description="the dev split (its own modules), for choosing settings",
         options={"split": "dev"},
         **_COMMON,

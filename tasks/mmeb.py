@@ -141,7 +141,7 @@ TASKS = [
         kind="candidates",
         main_metric="precision_at_1",
         dataset=DatasetRef(DATASET.path, revision=DATASET.revision, config=subset),
-        loader="tasks.mmeb:load",
+        loader="harness.tasks.mmeb:load",
         category=category,
         split=split,
         description=f"MMEB {category} subset {subset} ({split})",

@@ -399,7 +399,7 @@ def test_custom_spec_with_matching_counts_is_official_size(tmp_path):
         kind="corpus",
         main_metric="ndcg_at_5",
         dataset=DatasetRef("me/mine", revision="x"),
-        loader="tasks.vidore:load_beir",
+        loader="harness.tasks.vidore:load_beir",
         counts={"queries": 1, "corpus": 4, "qrels": 1},
     )
     fx.write_beir(tmp_path / "data" / "me" / "mine", PAGES, [(1, "red")], [(1, 1, 1)])

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from harness.baselines.backbones import MINILM, TextBackbone, resolve_model_path
+from harness.baselines.colbert import TokenLevel
+from harness.baselines.metaembed import MetaEmbed, load_metaembed
+from harness.baselines.naive_multi import NaiveMulti
+from harness.baselines.single_vector import SingleVector
 
-from baselines.backbones import MINILM, TextBackbone, resolve_model_path
-from baselines.colbert import TokenLevel
-from baselines.metaembed import MetaEmbed, load_metaembed
-from baselines.naive_multi import NaiveMulti
-from baselines.single_vector import SingleVector
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item
@@ -273,7 +273,7 @@ def test_a_truncated_page_image_on_the_ocr_path_names_item_and_path(tmp_path):
     path = tmp_path / "page.png"
     Image.new("RGB", (200, 60), "white").save(path)
     path.write_bytes(path.read_bytes()[:40])  # truncated
-    from baselines.ocr import OCRReader
+    from harness.baselines.ocr import OCRReader
 
     reader = OCRReader("rapidocr", cache_dir=tmp_path / "ocr")
     with pytest.raises(HarnessError, match="item 'p-7': image .*page.png.* cannot be read by OCR"):
@@ -282,8 +282,9 @@ def test_a_truncated_page_image_on_the_ocr_path_names_item_and_path(tmp_path):
 
 
 def test_token_pooling_budgets_reduce_the_full_encoding_without_re_encoding(backbone, tmp_path):
+    from harness.baselines.colbert import reduce_tokens
+
     import harness
-    from baselines.colbert import reduce_tokens
 
     mv = MultiVectors.from_list(
         [

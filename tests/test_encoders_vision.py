@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness.baselines.backbones import IMAGE_PLACEHOLDER, QwenVLBackbone
+from harness.baselines.encoder import gather_rows
+from harness.baselines.metaembed import MetaEmbed, load_metaembed
 from PIL import Image
 
-from baselines.backbones import IMAGE_PLACEHOLDER, QwenVLBackbone
-from baselines.encoder import gather_rows
-from baselines.metaembed import MetaEmbed, load_metaembed
 from harness.errors import HarnessError, UsageError
 from harness.protocol import Item
 from harness.registry import get_model
@@ -280,7 +280,7 @@ def _official_qwen_processor(variant: str, backbone: QwenVLBackbone):
 
 @pytest.mark.parametrize("variant", ["qwen2_vl", "qwen2_5_vl"])
 def test_hand_built_qwen_inputs_equal_the_official_processor(tiny_models, variant):
-    from baselines.backbones import bound_image
+    from harness.baselines.backbones import bound_image
 
     backbone = QwenVLBackbone(str(tiny_models[variant]), max_visual_tokens=48)
     official = _official_qwen_processor(variant, backbone)

@@ -4,10 +4,18 @@ module, its modules import one another without a cycle, and no function in it is
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 CORE = ROOT / "harness"
+OUTSIDE_CORE = [["harness", "tasks"], ["harness", "baselines"]]
 LONGEST = 60  # lines of a function body, its docstring aside
 
 
@@ -33,7 +41,7 @@ def imported(tree: ast.Module) -> set[str]:
 
 def test_the_core_imports_no_benchmark_or_model_module():
     for name, tree in modules().items():
-        outside = sorted(m for m in imported(tree) if m.split(".")[0] in ("tasks", "baselines"))
+        outside = sorted(m for m in imported(tree) if m.split(".")[:2] in OUTSIDE_CORE)
         assert not outside, f"{name} imports {outside}"
 
 
@@ -79,3 +87,51 @@ def test_no_core_function_is_longer_than_sixty_lines():
                 if body and body[-1].end_lineno - body[0].lineno + 1 > LONGEST:
                     long.append(f"{name}.{node.name}")
     assert not long, long
+
+
+def declared_packages() -> tuple[list[str], dict[str, str]]:
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return setup["packages"], setup["package-dir"]
+
+
+def test_every_package_folder_installs_under_the_one_import_name():
+    packages, folders = declared_packages()
+    assert all(p == "harness" or p.startswith("harness.") for p in packages), packages
+    assert folders == {"harness.tasks": "tasks", "harness.baselines": "baselines"}
+    found = set()
+    for top, package in (("harness", "harness"), *((f, p) for p, f in folders.items())):
+        for init in (ROOT / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((package, *parts)))
+    assert found == set(packages), (
+        f"pyproject.toml lists {sorted(packages)}, the tree has {sorted(found)}"
+    )
+
+
+@pytest.mark.slow
+def test_the_wheel_adds_no_top_level_name_but_harness(tmp_path):
+    """Build the wheel from a copy of the sources and read its top-level names: installing the
+    project must not write `tasks` or `baselines` (common names) into site-packages."""
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("harness", "tasks", "baselines"):
+        shutil.copytree(ROOT / name, src / name, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"harness"}, tops
+    for path in (
+        "harness/tasks/libdocs.py",
+        "harness/baselines/metaembed.py",
+        "harness/tasks/data/libdocs/pages.jsonl.gz",
+        "harness/baselines/checkpoints/metaembed-mini/metaembed.safetensors",
+    ):
+        assert path in names, path

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli.common import emit
-from harness.config import DEFAULT_OUTPUT
+from harness.constants import DEFAULT_OUTPUT
 from harness.errors import HarnessError, UsageError
 
 FORMATS = ["md", "csv", "html", "latex"]
