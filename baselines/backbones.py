@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,36 @@ class Backbone:
     device: str
     dtype: torch.dtype
 
+    def _open(
+        self,
+        name: str,
+        revision: str | None,
+        device: str | None,
+        dtype: Any,
+        label: str,
+        load: Callable[[str, Any], torch.nn.Module],
+    ) -> tuple[str, Any]:
+        """What every backbone does first: settle the device and dtype, find the weights (a
+        hub id or a local folder), read the config and the tokenizer, then `load(path, config)`
+        the model, in eval mode on the device. A missing or unreadable model is one error that
+        names it. Returns the weights' path and the config."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.name, self.revision = name, revision
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        path = resolve_model_path(name)
+        try:
+            config = AutoConfig.from_pretrained(path, revision=revision)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+            self.model = load(path, config)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot load {label} backbone {name!r}: {exc}".splitlines()[0]
+            ) from exc
+        self.model.to(self.device).eval()
+        return path, config
+
     def input_embeddings(self) -> torch.nn.Module:
         return self.model.get_input_embeddings()
 
@@ -157,27 +187,19 @@ class TextBackbone(Backbone):
         max_length: int | None = None,
         ocr: str | None = "auto",
     ):
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         asked_length = int_option("max_length", max_length) if max_length is not None else None
-        self.name, self.revision = canonical_name(name), revision
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        path = resolve_model_path(name)
-        try:
-            config = AutoConfig.from_pretrained(path, revision=revision)
-            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+
+        def load(path: str, config: Any) -> torch.nn.Module:
             try:  # fused attention where the architecture has it
-                self.model = AutoModel.from_pretrained(
+                return AutoModel.from_pretrained(
                     path, revision=revision, dtype=self.dtype, attn_implementation="sdpa"
                 )
             except (ValueError, ImportError):
-                self.model = AutoModel.from_pretrained(path, revision=revision, dtype=self.dtype)
-        except OSError as exc:
-            raise HarnessError(
-                f"cannot load text backbone {name!r}: {exc}".splitlines()[0]
-            ) from exc
-        self.model.to(self.device).eval()
+                return AutoModel.from_pretrained(path, revision=revision, dtype=self.dtype)
+
+        path, config = self._open(canonical_name(name), revision, device, dtype, "text", load)
         self.causal = bool(getattr(config, "is_decoder", False)) or config.model_type in (
             "qwen2",
             "qwen3",
@@ -308,7 +330,7 @@ class QwenVLBackbone(Backbone):
         template: str = "chat",
         attn_implementation: str | None = None,
     ):
-        from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+        from transformers import AutoImageProcessor
 
         if template not in QWEN_TEMPLATES:
             raise UsageError(
@@ -316,23 +338,15 @@ class QwenVLBackbone(Backbone):
             )
         visual_max = int_option("max_visual_tokens", max_visual_tokens)
         visual_min = int_option("min_visual_tokens", min_visual_tokens)
-        self.name, self.revision = name, revision
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        path = resolve_model_path(name)
-        try:
-            config = AutoConfig.from_pretrained(path, revision=revision)
-            self.tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+
+        def load(path: str, config: Any) -> torch.nn.Module:
             self.image_processor = AutoImageProcessor.from_pretrained(path, revision=revision)
             model_cls = _qwen_class(config.model_type)
             kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
             full = model_cls.from_pretrained(path, revision=revision, dtype=self.dtype, **kwargs)
-        except OSError as exc:
-            raise HarnessError(
-                f"cannot load Qwen-VL backbone {name!r}: {exc}".splitlines()[0]
-            ) from exc
-        self.model = full.model  # the backbone without the LM head
-        self.model.to(self.device).eval()
+            return full.model  # the backbone without the LM head
+
+        _, config = self._open(name, revision, device, dtype, "Qwen-VL", load)
         self.causal = True
         text_config = getattr(config, "text_config", config)
         self.hidden_size = int(text_config.hidden_size)

@@ -21,7 +21,7 @@ from harness.baselines.backbones import (
     resolve_dtype,
     resolve_model_path,
 )
-from harness.baselines.encoder import DTYPE_NAMES, BackboneEncoder, load_for_checkpoint
+from harness.baselines.encoder import DTYPE_NAMES, BackboneEncoder, build_encoder
 from harness.baselines.naive_multi import chunk_means
 
 from harness.budgets import Budget
@@ -113,13 +113,6 @@ class TokenLevel(BackboneEncoder):
     def reduce(self, mv: MultiVectors, role: str, num_vectors: int | None) -> MultiVectors:
         return reduce_tokens(mv, role, num_vectors)
 
-    def dim(self) -> int:
-        return (
-            self.projection.out_features
-            if self.projection is not None
-            else self.backbone.hidden_size
-        )
-
     def preprocessing(self) -> str:
         return f"colbert-v1|pool={self.pool_factor}|{self.backbone.kind}|{getattr(self.backbone, 'template', '')}"
 
@@ -137,33 +130,21 @@ def load_colbert(
     seed: int = 0,
     **options: Any,
 ) -> TokenLevel:
-    bb, config = load_for_checkpoint(
+    return build_encoder(
+        TokenLevel,
         backbone,
         checkpoint,
-        TokenLevel.config_file,
+        settings={"dim": dim, "pool_factor": pool_factor},
+        saved=("dim",),
+        extra={"seed": seed},
+        name=name,
+        default_name="colbert",
+        suffix=f"-pool{pool_factor}" if pool_factor > 1 else "",
         revision=revision,
         device=device,
         dtype=dtype,
-        **options,
+        options=options,
     )
-    dim = config.get("args", {}).get("dim", dim)
-    args = {
-        "backbone": bb.name,
-        "dim": dim,
-        "pool_factor": pool_factor,
-        "checkpoint": checkpoint,
-        "dtype": dtype,
-        "seed": seed,
-        **options,
-    }
-    suffix = f"-pool{pool_factor}" if pool_factor > 1 else ""
-    base = name or config.get("name") or "colbert"
-    model = TokenLevel(
-        bb, dim=dim, pool_factor=pool_factor, seed=seed, name=base + suffix, args=args
-    )
-    if checkpoint is not None:
-        model.load_own_weights(checkpoint)
-    return model
 
 
 class ColVision:

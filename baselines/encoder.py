@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class BackboneEncoder(torch.nn.Module):
         self.model = backbone.model  # registered as a submodule, so .parameters() sees it
         self.name = name
         self.args = dict(args)
+        self.projection: torch.nn.Linear | None = None  # families with a projection set it
 
     # ---------------------------------------------------------------- to implement
     def embed(
@@ -55,7 +56,11 @@ class BackboneEncoder(torch.nn.Module):
         return 1, 1
 
     def dim(self) -> int:
-        return self.backbone.hidden_size
+        return (
+            self.projection.out_features
+            if self.projection is not None
+            else self.backbone.hidden_size
+        )
 
     def preprocessing(self) -> str:
         return f"{self.family}-v1|{self.backbone.kind}"
@@ -271,6 +276,52 @@ def load_for_checkpoint(
     if config.get("adapter"):
         apply_adapter(bb, config["adapter"])
     return bb, config
+
+
+def build_encoder(
+    cls: type[BackboneEncoder],
+    backbone: str | None,
+    checkpoint: str | None,
+    *,
+    settings: dict[str, Any],
+    saved: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+    name: str | None,
+    default_name: str | Callable[[dict[str, Any]], str],
+    suffix: str = "",
+    revision: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    options: dict[str, Any],
+) -> Any:
+    """The one checkpoint-loading path of the backbone encoder families: the backbone (or the
+    one a checkpoint names, with its adapter), the family's `settings` (those named in `saved`
+    read from the checkpoint when it has them), the card's args, the name, then the family's
+    own trained weights. `extra` goes to the family and the args after the common fields."""
+    bb, config = load_for_checkpoint(
+        backbone,
+        checkpoint,
+        cls.config_file,
+        revision=revision,
+        device=device,
+        dtype=dtype,
+        **options,
+    )
+    stored = config.get("args", {})
+    settings = {k: stored.get(k, v) if k in saved else v for k, v in settings.items()}
+    extra = extra or {}
+    args = {"backbone": bb.name, **settings, "checkpoint": checkpoint, "dtype": dtype, **extra}
+    fallback = default_name if isinstance(default_name, str) else default_name(settings)
+    model = cls(
+        bb,
+        **settings,
+        **extra,
+        name=(name or config.get("name") or fallback) + suffix,
+        args={**args, **options},
+    )
+    if checkpoint is not None:
+        model.load_own_weights(checkpoint)
+    return model
 
 
 def check_hidden_size(config: dict[str, Any], backbone: Backbone, checkpoint: str | Path) -> None:

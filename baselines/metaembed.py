@@ -192,13 +192,6 @@ class MetaEmbed(BackboneEncoder):
     def max_vectors(self) -> tuple[int, int]:
         return self.query_tokens, self.candidate_tokens
 
-    def dim(self) -> int:
-        return (
-            self.projection.out_features
-            if self.projection is not None
-            else self.backbone.hidden_size
-        )
-
     def preprocessing(self) -> str:
         extra = getattr(self.backbone, "template", "")
         flow = "" if self.attention == "full" or self.backbone.causal else "|attention=paper"

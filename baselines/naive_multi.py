@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 from harness.baselines.backbones import Backbone
-from harness.baselines.encoder import BackboneEncoder, load_for_checkpoint
+from harness.baselines.encoder import BackboneEncoder, build_encoder
 
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.multivectors import MultiVectors
@@ -74,30 +74,16 @@ def load_naive_multi(
     dtype: str | None = None,
     **options: Any,
 ) -> NaiveMulti:
-    bb, config = load_for_checkpoint(
+    return build_encoder(
+        NaiveMulti,
         backbone,
         checkpoint,
-        NaiveMulti.config_file,
+        settings={"query_vectors": query_vectors, "candidate_vectors": candidate_vectors},
+        saved=("query_vectors", "candidate_vectors"),
+        name=name,
+        default_name="naive-multi",
         revision=revision,
         device=device,
         dtype=dtype,
-        **options,
-    )
-    saved = config.get("args", {})
-    query_vectors = saved.get("query_vectors", query_vectors)
-    candidate_vectors = saved.get("candidate_vectors", candidate_vectors)
-    args = {
-        "backbone": bb.name,
-        "query_vectors": query_vectors,
-        "candidate_vectors": candidate_vectors,
-        "checkpoint": checkpoint,
-        "dtype": dtype,
-        **options,
-    }
-    return NaiveMulti(
-        bb,
-        query_vectors=query_vectors,
-        candidate_vectors=candidate_vectors,
-        name=name or config.get("name") or "naive-multi",
-        args=args,
+        options=options,
     )

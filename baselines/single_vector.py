@@ -10,9 +10,9 @@ import torch
 from harness.baselines.backbones import Backbone
 from harness.baselines.encoder import (
     BackboneEncoder,
+    build_encoder,
     gather_rows,
     last_positions,
-    load_for_checkpoint,
 )
 
 from harness.errors import UsageError
@@ -71,23 +71,16 @@ def load_single(
     **options: Any,
 ) -> SingleVector:
     """A single-vector encoder; `checkpoint=` a folder written by `python -m harness train`."""
-    bb, config = load_for_checkpoint(
+    return build_encoder(
+        SingleVector,
         backbone,
         checkpoint,
-        SingleVector.config_file,
+        settings={"pooling": pooling},
+        saved=("pooling",),
+        name=name,
+        default_name=lambda settings: f"single-{settings['pooling']}",
         revision=revision,
         device=device,
         dtype=dtype,
-        **options,
-    )
-    pooling = config.get("args", {}).get("pooling", pooling)
-    args = {
-        "backbone": bb.name,
-        "pooling": pooling,
-        "checkpoint": checkpoint,
-        "dtype": dtype,
-        **options,
-    }
-    return SingleVector(
-        bb, pooling=pooling, name=name or config.get("name") or f"single-{pooling}", args=args
+        options=options,
     )

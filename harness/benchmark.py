@@ -8,13 +8,14 @@ A module of a benchmark package (`tasks/`, listed in its `MODULES`) may export:
   meta-tasks and IND/OOD, the ViDoRe v2 columns of the MetaEmbed paper, per-task averages);
 - `TRAIN_SOURCES`: `TrainSource`s, names that `harness train --data` accepts.
 
-The registry collects them; nothing in the core names a benchmark.
+The registry collects them; nothing in the core names a benchmark. Likewise an encoder package
+(`baselines/`) lists its models as `ModelEntry`s in `MODELS`, so the core names no model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def per_task_table(title: str, specs: Sequence[TaskSpec], order: int) -> Aggrega
 @dataclass(frozen=True)
 class TrainSource:
     """`--data NAME` or `--data NAME:ARG`; `load(arg or None, data_dir)` returns the examples
-    (`harness.train_data.Example`)."""
+    (`harness.training.data.Example`)."""
 
     name: str
     usage: str  # how the help and errors show it, e.g. `libdocs[:N]`
@@ -66,3 +67,17 @@ class TrainSource:
 
     def matches(self, text: str) -> bool:
         return text == self.name or text.startswith(f"{self.name}:")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    target: str  # "module:factory"; the factory takes model args as keywords
+    family: str
+    backbone: str
+    modalities: tuple[str, ...]
+    budgets: str  # as listed to users, e.g. "1x1,2x4,4x8,8x16,16x64"
+    description: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    # Settings of the default backbone, dropped when the user names a backbone or checkpoint.
+    backbone_defaults: dict[str, Any] = field(default_factory=dict)

@@ -185,6 +185,19 @@ def shard_damage(path: Path, items: int, dim: int | None = None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class EncodeRequest:
+    """What to embed and how: the encoder, the items in order, their role, the batch size,
+    the number of vectors asked of a non-nested encoder, and a progress bar to advance."""
+
+    encoder: Encoder
+    items: Sequence[Item]
+    role: str
+    batch_size: int
+    num_vectors: int | None = None
+    progress: Any = None
+
+
 @dataclass
 class Shard:
     """Items [start, stop) of one encoding: a file in the cache, or in memory without a cache."""
@@ -321,13 +334,8 @@ class EmbeddingCache:
 
     def fill(
         self,
-        encoder: Encoder,
-        items: Sequence[Item],
+        request: EncodeRequest,
         *,
-        role: str,
-        batch_size: int,
-        num_vectors: int | None = None,
-        progress: Any = None,
         stats: EncodeStats | None = None,
         dist: Dist | None = None,
         keep: bool = True,
@@ -343,7 +351,9 @@ class EmbeddingCache:
         """
         stats = stats if stats is not None else EncodeStats()
         dist = dist or Dist()
-        directory = self.shard_dir(encoding_key(encoder, role, num_vectors))
+        encoder, items, progress = request.encoder, request.items, request.progress
+        key = encoding_key(encoder, request.role, request.num_vectors)
+        directory = self.shard_dir(key)
         if directory is None and dist.enabled:
             raise HarnessError(
                 "a distributed run exchanges embeddings through the cache; drop --no-cache"
@@ -357,16 +367,14 @@ class EmbeddingCache:
                 shard.path = self.shard_path(directory, items, shard.start, shard.stop)
         memory_key = None
         if directory is None:
-            memory_key = _digest(encoding_key(encoder, role, num_vectors))
+            memory_key = _digest(key)
             for shard in shards:
                 shard.data = self._recall((memory_key, _shard_digest(items, shard)))
         missing = dist.broadcast(self._unfinished(shards, encoder.card.dim) if dist.is_main else [])
         seconds, encoded = 0.0, 0
         for i in missing[dist.rank :: dist.world_size]:
             began = time.perf_counter()
-            self._encode_shard(
-                encoder, items, shards[i], role, batch_size, num_vectors, progress, keep
-            )
+            self._encode_shard(request, shards[i], keep)
             seconds += time.perf_counter() - began
             encoded += len(shards[i])
         if memory_key is not None:
@@ -390,25 +398,15 @@ class EmbeddingCache:
                 )
         return shards
 
-    def _encode_shard(
-        self,
-        encoder: Encoder,
-        items: Sequence[Item],
-        shard: Shard,
-        role: str,
-        batch_size: int,
-        num_vectors: int | None,
-        progress: Any,
-        keep: bool,
-    ) -> None:
+    def _encode_shard(self, request: EncodeRequest, shard: Shard, keep: bool) -> None:
         """Encode one shard's items, check them, then (and only then) write the shard."""
-        chosen = items[shard.start : shard.stop]
-        mv = self._encode_range(encoder, chosen, role, batch_size, num_vectors, progress)
+        chosen = request.items[shard.start : shard.stop]
+        mv = self._encode_range(request, chosen)
         check_embeddings(
             mv,
             [item.id for item in chosen],
-            model=encoder.card.name,
-            role=role,
+            model=request.encoder.card.name,
+            role=request.role,
             # a few distinct items may embed alike (text-only models on items that differ
             # in their image); a collapse shows in a large shard, and in the whole set later
             collapse=len(shard) >= COLLAPSE_CHECK_ITEMS,
@@ -471,27 +469,12 @@ class EmbeddingCache:
         dist: Dist | None = None,
     ) -> MultiVectors:
         """Embeddings of `items` in order; finished shards are read, the others encoded and written."""
-        shards = self.fill(
-            encoder,
-            items,
-            role=role,
-            batch_size=batch_size,
-            num_vectors=num_vectors,
-            progress=progress,
-            stats=stats,
-            dist=dist,
-        )
-        return load_shards(shards, encoder.card.dim)
+        request = EncodeRequest(encoder, items, role, batch_size, num_vectors, progress)
+        return load_shards(self.fill(request, stats=stats, dist=dist), encoder.card.dim)
 
-    def _encode_range(
-        self,
-        encoder: Encoder,
-        items: Sequence[Item],
-        role: str,
-        batch_size: int,
-        num_vectors: int | None,
-        progress: Any,
-    ) -> MultiVectors:
+    def _encode_range(self, request: EncodeRequest, items: Sequence[Item]) -> MultiVectors:
+        encoder, role, batch_size = request.encoder, request.role, request.batch_size
+        num_vectors, progress = request.num_vectors, request.progress
         # Similar lengths share a batch, so padding is small; the order is undone afterwards.
         order = sorted(range(len(items)), key=lambda i: (_length_key(items[i]), i))
         outputs: list[MultiVectors] = []

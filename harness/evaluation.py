@@ -13,6 +13,7 @@ from harness.budgets import Budget, parse_budgets
 from harness.cache import EmbeddingCache, check_writable, default_cache_dir
 from harness.config import RunConfig
 from harness.errors import UsageError
+from harness.options import split_names
 from harness.pipeline import data as task_data
 from harness.pipeline.context import TaskContext
 from harness.pipeline.encode import EncodeTiming, per_budget
@@ -28,7 +29,7 @@ from harness.pipeline.plan import (
 from harness.pipeline.record import budget_row, merge_stored, task_record
 from harness.pipeline.score import score_budget
 from harness.protocol import Encoder, ReducingEncoder
-from harness.registry import get_model, get_tasks, split_names
+from harness.registry import get_model, get_tasks
 from harness.results import folder_lock, write_json_atomic
 from harness.task import TaskSpec
 
@@ -47,6 +48,7 @@ def run(
     specs = get_tasks(tasks if tasks is not None else config.tasks)
     requested = parse_budgets(config.budgets)
     check_settings(config)
+    config.device = config.resolved_device()  # once per run: "auto" becomes cuda or cpu here
     fresh_output = not Path(config.output).exists()
     output = check_writable(config.output, "output")
     cache_root = (
@@ -59,7 +61,7 @@ def run(
     config.tasks = [s.name for s in specs]
     config.model_args = {k: _jsonable(v) for k, v in config.model_args.items()}
 
-    dist, joined = distributed.init(config.resolved_device())
+    dist, joined = distributed.init(config.device)
     records = []
     try:
         find_datasets(specs, config, dist)
@@ -68,7 +70,7 @@ def run(
             encoder = (
                 model
                 if not isinstance(model, str)
-                else get_model(model, config.model_args, device=config.resolved_device())
+                else get_model(model, config.model_args, device=config.device)
             )
             reducible = isinstance(encoder, ReducingEncoder)
             budgets = resolve_budgets(encoder.card, requested, reducible=reducible)

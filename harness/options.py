@@ -228,8 +228,6 @@ def names(flag: str) -> Callable[[Any], list[str]]:
     default suite)."""
 
     def parse(value: Any) -> list[str]:
-        from harness.registry import split_names
-
         listed = split_names(value)
         if not listed:
             raise UsageError(f"{flag} is empty; name at least one, or leave the flag out")
@@ -239,6 +237,48 @@ def names(flag: str) -> Callable[[Any], list[str]]:
 
 
 def model_args(value: Any) -> dict[str, Any]:
-    from harness.registry import parse_model_args
-
     return parse_model_args(value) if isinstance(value, str) else dict(value)
+
+
+def split_names(spec: str | Sequence[Any] | None) -> list[Any]:
+    """Comma lists (in strings or list elements) flattened in order; non-strings kept as they are."""
+    if spec is None:
+        return []
+    out: list[Any] = []
+    for part in [spec] if isinstance(spec, str) else list(spec):
+        if isinstance(part, str):
+            out.extend(p.strip() for p in part.split(",") if p.strip())
+        else:
+            out.append(part)
+    return out
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """`k=v,k2=v2` with ints, floats, true/false and none recognised."""
+    out: dict[str, Any] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"malformed --model-args entry {part!r}: write key=value,key2=value2")
+        if key.strip() in out:
+            raise UsageError(f"--model-args gives {key.strip()}= twice; give it once")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _parse_value(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

@@ -13,166 +13,32 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from harness.benchmark import AggregateTable, Group, TrainSource
+from harness.benchmark import AggregateTable, Group, ModelEntry, TrainSource
 from harness.errors import HarnessError, UsageError
+from harness.options import split_names
 from harness.task import TaskSpec
 
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    target: str  # "module:factory"; the factory takes model args as keywords
-    family: str
-    backbone: str
-    modalities: tuple[str, ...]
-    budgets: str  # as listed to users, e.g. "1x1,2x4,4x8,8x16,16x64"
-    description: str = ""
-    defaults: dict[str, Any] = field(default_factory=dict)
-    # Settings of the default backbone, dropped when the user names a backbone or checkpoint.
-    backbone_defaults: dict[str, Any] = field(default_factory=dict)
+# Packages of encoders: each declares its models in MODELS (ModelEntry data, nothing heavy).
+MODEL_PACKAGES: tuple[str, ...] = ("harness.baselines",)
 
 
-_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-_PAPER_BUDGETS = "1x1,2x4,4x8,8x16,16x64"
-# MiniLM-based entries read up to 512 text tokens, so no libdocs page is cut (MetaEmbed's 80
-# meta slots come on top, within the 512 positions: 432 text tokens, above the longest page).
-_MINILM_DEFAULTS = {"backbone": _MINILM, "max_length": 512}
+def models() -> dict[str, ModelEntry]:
+    """Every registered model, by name (imports only the packages' light model tables)."""
+    entries = [e for p in MODEL_PACKAGES for e in importlib.import_module(p).MODELS]
+    return _by_name(entries, "model")
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry(
-            name="metaembed",
-            target="harness.baselines.metaembed:load_metaembed",
-            family="metaembed",
-            backbone="any Qwen2-VL / Qwen2.5-VL / text encoder (backbone=, checkpoint=)",
-            modalities=("text", "image"),
-            budgets=_PAPER_BUDGETS,
-            description="MetaEmbed: 16 query + 64 candidate meta tokens, nested budgets",
-        ),
-        ModelEntry(
-            name="metaembed-mini",
-            target="harness.baselines.metaembed:load_metaembed_mini",
-            family="metaembed",
-            backbone=_MINILM,
-            modalities=("text",),
-            budgets=_PAPER_BUDGETS,
-            description="MetaEmbed on all-MiniLM-L6-v2 (offline), the project's own checkpoint when bundled",
-        ),
-        ModelEntry(
-            name="single-last",
-            target="harness.baselines.single_vector:load_single",
-            family="single",
-            backbone="Qwen/Qwen2-VL-2B-Instruct",
-            modalities=("text", "image"),
-            budgets="1x1",
-            description="last-token single vector (the paper's single-last)",
-            defaults={"pooling": "last", "name": "single-last"},
-            backbone_defaults={"backbone": "Qwen/Qwen2-VL-2B-Instruct"},
-        ),
-        ModelEntry(
-            name="single-mean",
-            target="harness.baselines.single_vector:load_single",
-            family="single",
-            backbone=_MINILM,
-            modalities=("text",),
-            budgets="1x1",
-            description="mean-pooled single vector (sentence-transformers' all-MiniLM-L6-v2 by default)",
-            defaults={"pooling": "mean", "name": "single-mean"},
-            backbone_defaults=_MINILM_DEFAULTS,
-        ),
-        ModelEntry(
-            name="single-cls",
-            target="harness.baselines.single_vector:load_single",
-            family="single",
-            backbone=_MINILM,
-            modalities=("text",),
-            budgets="1x1",
-            description="CLS-token single vector",
-            defaults={"pooling": "cls", "name": "single-cls"},
-            backbone_defaults=_MINILM_DEFAULTS,
-        ),
-        ModelEntry(
-            name="vlm2vec",
-            target="harness.baselines.single_vector:load_single",
-            family="single",
-            backbone="TIGER-Lab/VLM2Vec-Qwen2VL-2B",
-            modalities=("text", "image"),
-            budgets="1x1",
-            description="VLM2Vec: last-token embedding of a Qwen2-VL fine-tune",
-            defaults={"pooling": "last", "name": "vlm2vec", "template": "raw"},
-            backbone_defaults={"backbone": "TIGER-Lab/VLM2Vec-Qwen2VL-2B"},
-        ),
-        ModelEntry(
-            name="colbert",
-            target="harness.baselines.colbert:load_colbert",
-            family="colbert",
-            backbone=_MINILM,
-            modalities=("text",),
-            budgets="allxall,allx64,allx32,allx16",
-            description="token-level ColBERT-style twin of a backbone (128-d, pool_factor= for token pooling)",
-            backbone_defaults=_MINILM_DEFAULTS,
-        ),
-        ModelEntry(
-            name="colqwen2",
-            target="harness.baselines.colbert:load_colqwen2",
-            family="colbert",
-            backbone="vidore/colqwen2-v1.0-hf",
-            modalities=("text", "image"),
-            budgets="allxall,allx64,allx32,allx16",
-            description="ColQwen2 through transformers' ColQwen2ForRetrieval",
-        ),
-        ModelEntry(
-            name="colpali",
-            target="harness.baselines.colbert:load_colpali",
-            family="colbert",
-            backbone="vidore/colpali-v1.3-hf",
-            modalities=("text", "image"),
-            budgets="allxall,allx64,allx32,allx16",
-            description="ColPali through transformers' ColPaliForRetrieval",
-        ),
-        ModelEntry(
-            name="clip",
-            target="harness.baselines.dual:load_clip",
-            family="single",
-            backbone="openai/clip-vit-base-patch32",
-            modalities=("text", "image"),
-            budgets="1x1",
-            description="CLIP dual encoder",
-        ),
-        ModelEntry(
-            name="siglip",
-            target="harness.baselines.dual:load_siglip",
-            family="single",
-            backbone="google/siglip-base-patch16-224",
-            modalities=("text", "image"),
-            budgets="1x1",
-            description="SigLIP dual encoder",
-        ),
-        ModelEntry(
-            name="naive-multi",
-            target="harness.baselines.naive_multi:load_naive_multi",
-            family="naive-multi",
-            backbone=_MINILM,
-            modalities=("text",),
-            budgets=_PAPER_BUDGETS,
-            description="the paper's naive multi-vector baseline: K contiguous chunks, mean-pooled (not nested)",
-            backbone_defaults=_MINILM_DEFAULTS,
-        ),
-        ModelEntry(
-            name="test-hash",
-            target="harness.testing:HashEncoder",
-            family="test",
-            backbone="none (vectors seeded from item content)",
-            modalities=("text", "image"),
-            budgets=_PAPER_BUDGETS,
-            description="TEST ONLY: deterministic nested encoder for tests and smoke runs; its scores mean nothing.",
-        ),
-    ]
-}
+
+def _by_name(entries: Iterable[Any], kind: str) -> dict[str, Any]:
+    """Declared entries by their names; a name declared twice is the declarer's error."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        if entry.name in out:
+            raise RuntimeError(f"{kind} {entry.name!r} is declared twice")
+        out[entry.name] = entry
+    return out
+
 
 # Packages of benchmark modules: each lists its modules in MODULES, and each module declares
 # its TASKS, GROUPS, TABLES and TRAIN_SOURCES as data (harness/benchmark.py). They import
@@ -194,12 +60,7 @@ def _declared(attribute: str) -> list[Any]:
 
 def groups() -> dict[str, Group]:
     """Every task group the benchmark modules declare, by name."""
-    out: dict[str, Group] = {}
-    for group in _declared("GROUPS"):
-        if group.name in out:
-            raise RuntimeError(f"group {group.name!r} is declared twice")
-        out[group.name] = group
-    return out
+    return _by_name(_declared("GROUPS"), "group")
 
 
 def aggregate_tables() -> list[AggregateTable]:
@@ -233,30 +94,12 @@ def import_target(target: str) -> Any:
     return obj
 
 
-def split_names(spec: str | Sequence[Any] | None) -> list[Any]:
-    """Comma lists (in strings or list elements) flattened in order; non-strings kept as they are."""
-    if spec is None:
-        return []
-    out: list[Any] = []
-    for part in [spec] if isinstance(spec, str) else list(spec):
-        if isinstance(part, str):
-            out.extend(p.strip() for p in part.split(",") if p.strip())
-        else:
-            out.append(part)
-    return out
-
-
 # ---------------------------------------------------------------- tasks
 
 
 def task_specs() -> dict[str, TaskSpec]:
     """Every registered task spec, by name (imports only the light task-spec modules)."""
-    specs: dict[str, TaskSpec] = {}
-    for spec in _declared("TASKS"):
-        if spec.name in specs:
-            raise RuntimeError(f"task {spec.name!r} is registered twice")
-        specs[spec.name] = spec
-    return specs
+    return _by_name(_declared("TASKS"), "task")
 
 
 def group_members(name: str, specs: dict[str, TaskSpec] | None = None) -> list[TaskSpec]:
@@ -311,8 +154,9 @@ def get_tasks(names: str | Sequence[str | TaskSpec]) -> list[TaskSpec]:
 def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: str | None = None):
     """Instantiate an encoder from a registry name or a `package.module:factory` target."""
     model_args = dict(model_args or {})
-    if name in MODELS:
-        entry = MODELS[name]
+    table = models()
+    if name in table:
+        entry = table[name]
         factory = import_target(entry.target)
         # A checkpoint names its own backbone, settings and name.
         defaults = dict(entry.defaults) if model_args.get("checkpoint") is None else {}
@@ -323,7 +167,7 @@ def get_model(name: str, model_args: dict[str, Any] | None = None, *, device: st
         factory = import_target(name)
     else:
         raise UsageError(
-            f"unknown model {name!r}{_suggest(name, MODELS)}; `python -m harness list models` lists them"
+            f"unknown model {name!r}{_suggest(name, table)}; `python -m harness list models` lists them"
         )
     if not callable(factory):
         raise UsageError(
@@ -435,34 +279,3 @@ def _accepts(factory: Callable[..., Any], keyword: str) -> bool:
     return keyword in params or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
     )
-
-
-def parse_model_args(text: str | None) -> dict[str, Any]:
-    """`k=v,k2=v2` with ints, floats, true/false and none recognised."""
-    out: dict[str, Any] = {}
-    if not text:
-        return out
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"malformed --model-args entry {part!r}: write key=value,key2=value2")
-        if key.strip() in out:
-            raise UsageError(f"--model-args gives {key.strip()}= twice; give it once")
-        out[key.strip()] = _parse_value(value.strip())
-    return out
-
-
-def _parse_value(value: str) -> Any:
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value

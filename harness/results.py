@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 
 
 class BudgetRow(TypedDict, total=False):
-    """One budget's result (README "Result files"); `groups` and `index` only where they apply."""
+    """One budget's result (docs/results.md); `groups` and `index` only where they apply."""
 
     label: str
     query: int | None

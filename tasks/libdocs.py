@@ -27,6 +27,7 @@ import io
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from harness.tasks.build_libdocs import QUICK_PAGES, task_of
 from harness.tasks.build_libdocs import stable_rank as _rank
@@ -140,7 +141,7 @@ def load_lists(
 def train_examples(split: str = "train"):
     """(query, its page, a sibling page of the same module as hard negative) for every query of a
     split, in the split's stable order."""
-    from harness.train_data import Example
+    from harness.training.data import Example
 
     pages, queries = split_rows(split)
     by_id = {p["id"]: p for p in pages}
@@ -173,60 +174,66 @@ _COMMON = dict(
     modalities=("text", "image"),
 )
 _TEST, _QUICK = _counts("test_tasks"), _counts("quick_tasks")
+# what each of the two task types reads and is ranked by
+_TYPES = {
+    "corpus": ("corpus", "ndcg_at_5", "harness.tasks.libdocs:load_corpus"),
+    "lists": ("candidates", "precision_at_1", "harness.tasks.libdocs:load_lists"),
+}
+
+
+def _task(name: str, benchmark: str, kind: str, description: str, **fields: Any) -> TaskSpec:
+    task_kind, metric, loader = _TYPES[kind]
+    return TaskSpec(
+        name=name,
+        benchmark=benchmark,
+        kind=task_kind,
+        main_metric=metric,
+        loader=loader,
+        description=description,
+        **fields,
+        **_COMMON,
+    )
+
+
 TASKS = [
-    TaskSpec(
-        name="libdocs-corpus",
-        benchmark="libdocs",
-        kind="corpus",
-        main_metric="ndcg_at_5",
-        loader="harness.tasks.libdocs:load_corpus",
-        description="member summary -> multi-member documentation page, all test pages",
+    _task(
+        "libdocs-corpus",
+        "libdocs",
+        "corpus",
+        "member summary -> multi-member documentation page, all test pages",
         counts=_TEST["corpus"],
         options={"split": "test", "task": "corpus"},
-        **_COMMON,
     ),
-    TaskSpec(
-        name="libdocs-lists",
-        benchmark="libdocs",
-        kind="candidates",
-        main_metric="precision_at_1",
-        loader="harness.tasks.libdocs:load_lists",
-        description="other test queries, each against its page and 99 other pages",
+    _task(
+        "libdocs-lists",
+        "libdocs",
+        "lists",
+        "other test queries, each against its page and 99 other pages",
         counts=_TEST["lists"],
         options={"split": "test", "task": "lists"},
-        **_COMMON,
     ),
-    TaskSpec(
-        name="libdocs-quick-corpus",
-        benchmark="libdocs-quick",
-        kind="corpus",
-        main_metric="ndcg_at_5",
-        loader="harness.tasks.libdocs:load_corpus",
-        description=f"libdocs-corpus on its first {QUICK_PAGES} pages (the default run)",
+    _task(
+        "libdocs-quick-corpus",
+        "libdocs-quick",
+        "corpus",
+        f"libdocs-corpus on its first {QUICK_PAGES} pages (the default run)",
         counts=_QUICK["corpus"],
         options={"split": "test", "task": "corpus", "pages": QUICK_PAGES},
-        **_COMMON,
     ),
-    TaskSpec(
-        name="libdocs-quick-lists",
-        benchmark="libdocs-quick",
-        kind="candidates",
-        main_metric="precision_at_1",
-        loader="harness.tasks.libdocs:load_lists",
-        description=f"libdocs-lists on its first {QUICK_PAGES} pages (the default run)",
+    _task(
+        "libdocs-quick-lists",
+        "libdocs-quick",
+        "lists",
+        f"libdocs-lists on its first {QUICK_PAGES} pages (the default run)",
         counts=_QUICK["lists"],
         options={"split": "test", "task": "lists", "pages": QUICK_PAGES},
-        **_COMMON,
     ),
-    TaskSpec(
-        name="libdocs-dev",
-        benchmark="libdocs-dev",
-        kind="corpus",
-        main_metric="ndcg_at_5",
-        loader="harness.tasks.libdocs:load_corpus",
-        description="the dev split (its own modules), for choosing settings",
+    _task(
+        "libdocs-dev",
+        "libdocs-dev",
+        "corpus",
+        "the dev split (its own modules), for choosing settings",
         options={"split": "dev"},
-        **_COMMON,
     ),
 ]
 

@@ -16,7 +16,7 @@ from harness.errors import HarnessError, UsageError
 from harness.hub import fetch_root, image_reference, parquet_files, read_rows
 from harness.protocol import Item
 from harness.task import DatasetRef
-from harness.train_data import Example
+from harness.training.data import Example
 
 MMEB_TRAIN = DatasetRef("TIGER-Lab/MMEB-train")
 COLPALI_TRAIN = DatasetRef("vidore/colpali_train_set")

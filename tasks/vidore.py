@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from harness.benchmark import AggregateTable, Column, Group, per_task_table
 from harness.errors import HarnessError
@@ -248,8 +249,23 @@ V1_QA = [
 ]
 
 
+def _page_task(benchmark: str, name: str, **fields: Any) -> TaskSpec:
+    """A ViDoRe v2/v3 task: page images retrieved for text queries, one hub snapshot."""
+    return TaskSpec(
+        name=f"{benchmark}-{name}",
+        mteb_name=MTEB_NAMES[f"{benchmark}-{name}"],
+        benchmark=benchmark,
+        kind="corpus",
+        category="document-retrieval",
+        modalities=("text", "image"),
+        hub_snapshot=True,
+        **fields,
+    )
+
+
 def _v2(
     name: str,
+    *,
     repo: str,
     revision: str,
     queries: int,
@@ -257,19 +273,14 @@ def _v2(
     languages: tuple[str, ...],
     description: str,
 ) -> TaskSpec:
-    return TaskSpec(
-        name=f"vidore-v2-{name}",
-        mteb_name=MTEB_NAMES[f"vidore-v2-{name}"],
-        benchmark="vidore-v2",
-        kind="corpus",
-        main_metric="ndcg_at_5",
+    return _page_task(
+        "vidore-v2",
+        name,
         dataset=DatasetRef(f"vidore/{repo}", revision=revision),
+        main_metric="ndcg_at_5",
         loader="harness.tasks.vidore:load_beir",
-        category="document-retrieval",
         description=description,
         languages=languages,
-        modalities=("text", "image"),
-        hub_snapshot=True,
         counts={"queries": queries, "corpus": corpus},
         options={"by_language": len(languages) > 1},
     )
@@ -279,39 +290,39 @@ _MULTI = ("english", "french", "spanish", "german")
 V2 = [
     _v2(
         "esg-human",
-        "esg_reports_human_labeled_v2",
-        "6d467dedb09a75144ede1421747e47cf036857dd",
-        52,
-        1538,
-        ("english",),
-        "ESG reports of restaurant chains, human-labelled queries",
+        repo="esg_reports_human_labeled_v2",
+        revision="6d467dedb09a75144ede1421747e47cf036857dd",
+        queries=52,
+        corpus=1538,
+        languages=("english",),
+        description="ESG reports of restaurant chains, human-labelled queries",
     ),
     _v2(
         "economics",
-        "economics_reports_v2",
-        "b3e3a04b07fbbaffe79be49dabf92f691fbca252",
-        232,
-        452,
-        _MULTI,
-        "macroeconomics reports; queries in 4 languages",
+        repo="economics_reports_v2",
+        revision="b3e3a04b07fbbaffe79be49dabf92f691fbca252",
+        queries=232,
+        corpus=452,
+        languages=_MULTI,
+        description="macroeconomics reports; queries in 4 languages",
     ),
     _v2(
         "biomedical",
-        "biomedical_lectures_v2",
-        "a29202f0da409034d651614d87cd8938d254e2ea",
-        640,
-        1016,
-        _MULTI,
-        "MIT biomedical lecture slides; queries in 4 languages",
+        repo="biomedical_lectures_v2",
+        revision="a29202f0da409034d651614d87cd8938d254e2ea",
+        queries=640,
+        corpus=1016,
+        languages=_MULTI,
+        description="MIT biomedical lecture slides; queries in 4 languages",
     ),
     _v2(
         "esg",
-        "esg_reports_v2",
-        "0542c0d03da0ec1c8cbc517c8d78e7e95c75d3d3",
-        228,
-        1538,
-        _MULTI,
-        "ESG reports of restaurant chains, synthetic queries in 4 languages",
+        repo="esg_reports_v2",
+        revision="0542c0d03da0ec1c8cbc517c8d78e7e95c75d3d3",
+        queries=228,
+        corpus=1538,
+        languages=_MULTI,
+        description="ESG reports of restaurant chains, synthetic queries in 4 languages",
     ),
 ]
 
@@ -388,21 +399,16 @@ V3_LANGUAGES = ("english", "french", "spanish", "german", "italian", "portuguese
 
 
 def _v3(
-    name: str, repo: str, revision: str, per_language: int, corpus: int, description: str
+    name: str, *, repo: str, revision: str, per_language: int, corpus: int, description: str
 ) -> TaskSpec:
-    return TaskSpec(
-        name=f"vidore-v3-{name}",
-        mteb_name=MTEB_NAMES[f"vidore-v3-{name}"],
-        benchmark="vidore-v3",
-        kind="corpus",
-        main_metric="ndcg_at_10",
+    return _page_task(
+        "vidore-v3",
+        name,
         dataset=DatasetRef(f"vidore/{repo}_mteb_format", revision=revision),
+        main_metric="ndcg_at_10",
         loader="harness.tasks.vidore:load_beir_subsets",
-        category="document-retrieval",
         description=description,
         languages=V3_LANGUAGES,
-        modalities=("text", "image"),
-        hub_snapshot=True,
         counts={"queries": per_language * len(V3_LANGUAGES), "corpus": corpus},
         options={"subsets": V3_LANGUAGES},
     )
@@ -411,67 +417,67 @@ def _v3(
 V3 = [
     _v3(
         "hr",
-        "vidore_v3_hr",
-        "bc7d43d64815ed30f664168c8052106484aba7fd",
-        318,
-        1110,
-        "human resources documents",
+        repo="vidore_v3_hr",
+        revision="bc7d43d64815ed30f664168c8052106484aba7fd",
+        per_language=318,
+        corpus=1110,
+        description="human resources documents",
     ),
     _v3(
         "finance-en",
-        "vidore_v3_finance_en",
-        "fa78cb14152b3dde8c5defdc4e3ddf50de69dfeb",
-        309,
-        2942,
-        "financial reports (English)",
+        repo="vidore_v3_finance_en",
+        revision="fa78cb14152b3dde8c5defdc4e3ddf50de69dfeb",
+        per_language=309,
+        corpus=2942,
+        description="financial reports (English)",
     ),
     _v3(
         "industrial",
-        "vidore_v3_industrial",
-        "f732b725cf4a70803210edfe265a04f8bd5328f6",
-        283,
-        5244,
-        "industrial maintenance documents",
+        repo="vidore_v3_industrial",
+        revision="f732b725cf4a70803210edfe265a04f8bd5328f6",
+        per_language=283,
+        corpus=5244,
+        description="industrial maintenance documents",
     ),
     _v3(
         "pharmaceuticals",
-        "vidore_v3_pharmaceuticals",
-        "237ed4f43c7fb3c4df07ec4e9dd0a4366be555b0",
-        364,
-        2313,
-        "pharmaceutical documents",
+        repo="vidore_v3_pharmaceuticals",
+        revision="237ed4f43c7fb3c4df07ec4e9dd0a4366be555b0",
+        per_language=364,
+        corpus=2313,
+        description="pharmaceutical documents",
     ),
     _v3(
         "computer-science",
-        "vidore_v3_computer_science",
-        "fb7fb69f81f7db62790f40494124b8ad22b424ab",
-        215,
-        1360,
-        "computer science textbooks",
+        repo="vidore_v3_computer_science",
+        revision="fb7fb69f81f7db62790f40494124b8ad22b424ab",
+        per_language=215,
+        corpus=1360,
+        description="computer science textbooks",
     ),
     _v3(
         "energy",
-        "vidore_v3_energy",
-        "84fca99e5978604bae30f2436eacb6dbaa0532e9",
-        308,
-        2225,
-        "energy sector documents",
+        repo="vidore_v3_energy",
+        revision="84fca99e5978604bae30f2436eacb6dbaa0532e9",
+        per_language=308,
+        corpus=2225,
+        description="energy sector documents",
     ),
     _v3(
         "physics",
-        "vidore_v3_physics",
-        "2c18ef90ab3ef93a9d86ecc6521cdae2a29f8300",
-        302,
-        1674,
-        "physics course material",
+        repo="vidore_v3_physics",
+        revision="2c18ef90ab3ef93a9d86ecc6521cdae2a29f8300",
+        per_language=302,
+        corpus=1674,
+        description="physics course material",
     ),
     _v3(
         "finance-fr",
-        "vidore_v3_finance_fr",
-        "8a2adfda85a7967c7252129703d9b3c7c9f038a9",
-        320,
-        2384,
-        "financial reports (French)",
+        repo="vidore_v3_finance_fr",
+        revision="8a2adfda85a7967c7252129703d9b3c7c9f038a9",
+        per_language=320,
+        corpus=2384,
+        description="financial reports (French)",
     ),
 ]
 

@@ -11,10 +11,10 @@ import pytest
 import toy_models
 
 import harness
-from harness.aggregate import benchmark_tables
 from harness.errors import HarnessError
 from harness.hub import prefetch, prefetch_jobs
 from harness.registry import get_tasks
+from harness.reporting.aggregate import benchmark_tables
 from harness.task import DatasetRef, TaskSpec
 
 LOG2_3 = math.log2(3)

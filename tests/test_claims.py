@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from harness.claims import holm, run_claims
-from harness.report import match_scores
+from harness.reporting.claims import holm, run_claims
+from harness.reporting.report import match_scores
 
 QUERIES = [f"q{i}" for i in range(200)]
 

@@ -392,7 +392,7 @@ def test_invalid_values_in_a_result_file_are_named_and_never_shown(tmp_path, edi
 
 
 def test_markdown_tables_keep_their_shape_whatever_the_names():
-    from harness.report import render
+    from harness.reporting.report import render
 
     text = render(["model @ budget", "t|x"], [["a|b\nc @ 1x1", "1.00"]], "md")
     assert [line.count(" | ") for line in text.splitlines() if line.startswith("| ")] == [1, 1]
@@ -452,7 +452,7 @@ def test_empty_paths_and_bad_values_are_refused(tmp_path, args, fragment):
 
 
 def test_a_second_training_run_into_the_same_folder_stops(tmp_path):
-    from harness.training import _lock_output
+    from harness.training.loop import _lock_output
 
     output = tmp_path / "ckpt"
     output.mkdir()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.reporting.web.page import render_page
 from harness.results import iter_results
-from harness.web.page import render_page
 
 TESTS = Path(__file__).parent
 EXAMPLES = TESTS / "data" / "example_results"

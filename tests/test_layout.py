@@ -45,14 +45,79 @@ def test_the_core_imports_no_benchmark_or_model_module():
         assert not outside, f"{name} imports {outside}"
 
 
-def test_core_modules_import_one_another_without_a_cycle():
+def core_graph() -> dict[str, set[str]]:
     trees = modules()
-    graph = {
-        name: {m for m in imported(tree) if m in trees and m != name}
+    # The package `harness` itself only re-exports lazily; an edge into it is not a dependency.
+    return {
+        name: {m for m in imported(tree) if m in trees and m != name} - {"harness"}
         for name, tree in trees.items()
     }
-    # The package `harness` itself only re-exports lazily; an edge into it is not a dependency.
-    graph = {name: deps - {"harness"} for name, deps in graph.items()}
+
+
+def test_the_defaults_module_is_a_leaf():
+    assert core_graph()["harness.constants"] == set()
+
+
+def test_only_the_cli_and_the_run_and_train_entry_points_read_the_cli_settings():
+    """Scoring, caching, losses and the encoders take their defaults from harness.constants,
+    not from harness.config (the CLI's settings, which pulls in option parsing)."""
+    readers = {name for name, deps in core_graph().items() if "harness.config" in deps}
+    assert readers <= {
+        "harness.cli.reference",
+        "harness.cli.run",
+        "harness.cli.train",
+        "harness.evaluation",
+        "harness.pipeline.context",
+        "harness.pipeline.plan",
+        "harness.training.loop",
+    }, readers
+    for package in ("tasks", "baselines"):
+        for path in (ROOT / package).rglob("*.py"):
+            assert "harness.config" not in imported(ast.parse(path.read_text())), path
+
+
+def test_training_and_reporting_sit_above_the_evaluation_core():
+    """Only the CLI reaches into harness.training and harness.reporting (and they into
+    themselves); the evaluation core never imports either."""
+    for name, deps in core_graph().items():
+        for upper in ("harness.training", "harness.reporting"):
+            if name.startswith(upper) or name.startswith("harness.cli"):
+                continue
+            assert not {d for d in deps if d.startswith(upper)}, f"{name} imports {upper}"
+
+
+def test_the_core_names_no_model_or_benchmark_module():
+    """The model table lives in baselines/ and the task specs in tasks/; the core finds them
+    through the registry's package lists only."""
+    named = []
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith(("harness.tasks.", "harness.baselines."))
+            ):
+                named.append(f"{name}: {node.value}")
+    assert not named, named
+
+
+def test_the_import_graph_is_at_most_twelve_layers_deep():
+    """The longest chain of imports inside the core (lazy imports included), counted in
+    modules; docs/architecture.md gives the chain."""
+    graph = core_graph()
+    depth: dict[str, int] = {}
+
+    def layers(node: str) -> int:
+        if node not in depth:
+            depth[node] = 0  # a cycle fails the test below, not this one
+            depth[node] = 1 + max((layers(d) for d in graph[node]), default=0)
+        return depth[node]
+
+    assert max(layers(name) for name in graph) <= 12
+
+
+def test_core_modules_import_one_another_without_a_cycle():
+    graph = core_graph()
     visiting, done, cycle = set(), set(), []
 
     def visit(node: str, path: list[str]) -> None:

@@ -158,7 +158,7 @@ def test_quick_tasks_are_a_fixed_subset_of_the_test_tasks():
 
 
 def test_train_examples_have_sibling_hard_negatives_and_a_stable_order():
-    from harness.train_data import load_source
+    from harness.training.data import load_source
 
     pages = {p["id"]: p for p in rows("pages")}
     examples = load_source("libdocs:1200", None)

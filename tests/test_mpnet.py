@@ -254,7 +254,7 @@ def test_roberta_style_positions_leave_room_for_the_padding_offset(tmp_path):
 def test_lora_targets_cover_mpnet_attention_and_keep_bert_unchanged(tmp_path):
     from transformers import AutoModel
 
-    from harness.training import LORA_TARGETS
+    from harness.training.loop import LORA_TARGETS
 
     def targeted(folder):
         model = AutoModel.from_pretrained(folder)
@@ -301,7 +301,7 @@ def test_mpnet_names_resolve_to_the_cache_and_cards_record_the_hub_id(
 
 def test_checkpoint_trained_on_mpnet_names_the_hub_id_and_reloads(fake_installed, tmp_path):
     import harness
-    from harness.training import TrainConfig, train
+    from harness.training.loop import TrainConfig, train
 
     data = tmp_path / "train.jsonl"
     data.write_text(

@@ -16,8 +16,8 @@ import toy_models
 import toy_tasks
 
 import harness
-from harness.mteb_results import experiment_name, load_reported
 from harness.registry import get_tasks, task_specs
+from harness.reporting.mteb_results import experiment_name, load_reported
 
 mteb = pytest.importorskip(
     "mteb", reason="the mteb package is in the test extra: pip install -e '.[test]'"
@@ -298,7 +298,7 @@ def test_reported_rows_join_the_tables_of_the_same_tasks(tmp_path, monkeypatch):
 
 
 def test_reported_scores_join_the_html_page_of_the_same_tasks(tmp_path):
-    from harness.web.page import page_data
+    from harness.reporting.web.page import page_data
 
     write_fixtures(tmp_path / "data")
     (record,) = harness.evaluate(

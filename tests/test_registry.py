@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from harness.errors import HarnessError, UsageError
-from harness.registry import get_model, get_tasks, groups, parse_model_args
+from harness.options import parse_model_args
+from harness.registry import get_model, get_tasks, groups
 
 REQUIRED_GROUPS = {
     "vidore",

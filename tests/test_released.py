@@ -295,7 +295,7 @@ def own_checkpoint(base, tmp_path_factory):
     from harness.baselines.metaembed import MetaEmbed
     from peft import LoraConfig, get_peft_model
 
-    from harness.training import LORA_TARGETS
+    from harness.training.loop import LORA_TARGETS
 
     backbone = load_backbone(str(base))
     backbone.model = get_peft_model(

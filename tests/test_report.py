@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.aggregate import benchmark_tables
-from harness.plots import curve_points, pareto, plot_curves
-from harness.report import leaderboard, render
+from harness.reporting.aggregate import benchmark_tables
+from harness.reporting.plots import curve_points, pareto, plot_curves
+from harness.reporting.report import leaderboard, render
 
 EXAMPLES = Path(__file__).parent / "data" / "example_results"
 
@@ -122,7 +122,7 @@ def test_bootstrap_interval_agrees_with_scipy():
     import numpy as np
     from scipy.stats import bootstrap
 
-    from harness.stats import bootstrap_ci
+    from harness.reporting.stats import bootstrap_ci
 
     values = np.random.default_rng(3).binomial(1, 0.6, size=300).astype(float)
     ours = bootstrap_ci(values, n_resamples=20000, seed=1)
@@ -136,7 +136,7 @@ def test_bootstrap_interval_agrees_with_scipy():
 
 
 def test_paired_test_detects_a_real_difference_and_not_a_null_one():
-    from harness.stats import paired
+    from harness.reporting.stats import paired
 
     a = {f"q{i}": 1.0 if i % 3 else 0.0 for i in range(90)}
     better = dict(a, **{f"q{i}": 1.0 for i in range(0, 90, 3)})
@@ -148,7 +148,7 @@ def test_paired_test_detects_a_real_difference_and_not_a_null_one():
 
 
 def test_ci_cells_and_compare_rows():
-    from harness.report import compare
+    from harness.reporting.report import compare
 
     records = copy.deepcopy(RECORDS)
     for rec in records:
@@ -164,7 +164,7 @@ def test_ci_cells_and_compare_rows():
 
 
 def test_size_plot_draws_a_line_per_family_through_the_sizes():
-    from harness.plots import plot_per_task, plot_sizes
+    from harness.reporting.plots import plot_per_task, plot_sizes
 
     def rec(name, family, objective, n_params, task, scores):
         training = {"objective": objective} if objective else None
@@ -346,7 +346,7 @@ def test_a_record_missing_what_readers_need_is_named_and_skipped(tmp_path, damag
 
 
 def test_seeds_read_as_one_model_by_hand():
-    from harness.report import leaderboard
+    from harness.reporting.report import leaderboard
     from harness.seeds import merge_seeds
 
     def rec(name, seed, scores, per_query, training_seed=None, lr=2e-4):
@@ -391,7 +391,7 @@ def test_seeds_read_as_one_model_by_hand():
     header, rows = leaderboard(merged)
     assert rows[0][:2] == ["me (3 seeds) @ 1x1", "42.00 ± 2.00"]
     assert records[0]["model"]["name"] == "me-s0"  # the inputs are left as they were
-    from harness.web.page import page_data
+    from harness.reporting.web.page import page_data
 
     (entry,) = [
         r for r in page_data(merged, reported=False)["rows"] if r["model"] == "me (3 seeds)"

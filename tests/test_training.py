@@ -16,10 +16,10 @@ from safetensors.torch import load_file
 
 import harness
 from harness.errors import UsageError
-from harness.losses import mmr_loss, parse_groups
 from harness.multivectors import MultiVectors
 from harness.protocol import Item
-from harness.training import TrainConfig, read_log, train
+from harness.training.loop import TrainConfig, read_log, train
+from harness.training.losses import mmr_loss, parse_groups
 
 TESTS = Path(__file__).parent
 METAEMBED_MINI = TESTS.parent / "baselines" / "checkpoints" / "metaembed-mini"
@@ -82,8 +82,8 @@ def test_mmr_loss_and_gradients_match_the_reference():
 def test_the_released_loss_puts_only_each_querys_own_hard_negative_in_its_softmax():
     """Row i of the released ColbertInBatchNegativeLoss: [every positive, own negative], the
     groups' weighted terms summed and divided by their number. Written out for B = 3."""
-    from harness.train_data import Example
-    from harness.training import _micro_loss
+    from harness.training.data import Example
+    from harness.training.loop import _micro_loss
 
     g = torch.Generator().manual_seed(1)
     table = torch.nn.functional.normalize(torch.randn(9, 2, 4, generator=g), dim=-1)
@@ -394,7 +394,7 @@ def test_mmeb_train_and_colpali_sources_read_the_hub_layouts(tmp_path, monkeypat
     import hub_fixtures as fx
     from datasets import Dataset, Features, Image, Value
 
-    from harness.train_data import load_source
+    from harness.training.data import load_source
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     repo = tmp_path / "data" / "TIGER-Lab" / "MMEB-train"
@@ -443,7 +443,7 @@ def test_mmeb_train_and_colpali_sources_read_the_hub_layouts(tmp_path, monkeypat
 
 def test_one_source_shows_every_example_once_per_epoch():
     from harness.protocol import Item
-    from harness.train_data import Example, MixtureSampler
+    from harness.training.data import Example, MixtureSampler
 
     examples = [Example(Item(f"q{i}", f"q {i}"), Item(f"p{i}", f"p {i}")) for i in range(10)]
     sampler = MixtureSampler([("s", 1.0, examples)], batch_size=4, seed=3)
@@ -565,7 +565,7 @@ def test_a_state_left_mid_swap_is_recovered(tiny_models, tmp_path):
 
 
 def test_the_last_smaller_batch_of_an_epoch_is_split_into_grad_accum_parts():
-    from harness.training import _split
+    from harness.training.loop import _split
 
     assert [len(c) for c in _split(list(range(5)), 4)] == [2, 1, 1, 1]
     assert [len(c) for c in _split(list(range(16)), 4)] == [4, 4, 4, 4]
@@ -627,7 +627,7 @@ def test_an_adapter_that_does_not_fit_its_backbone_fails_loudly(tmp_path):
 def test_eval_every_writes_dev_scores_at_the_right_steps_and_resumes_without_repeating(
     tiny_models, tmp_path
 ):
-    from harness import train_eval
+    from harness.training import dev_eval
 
     def config(**kw):
         return TrainConfig(
@@ -648,17 +648,17 @@ def test_eval_every_writes_dev_scores_at_the_right_steps_and_resumes_without_rep
         )
 
     calls = []
-    original = train_eval._evaluate
+    original = dev_eval._evaluate
 
     def counting(encoder, step, *args):
         calls.append((step, encoder.backbone.model.training))
         return original(encoder, step, *args)
 
-    train_eval._evaluate = counting
+    dev_eval._evaluate = counting
     try:
         train(config(run_steps=3))  # evaluates at 0 and 2, stops after step 3
         assert [s for s, _ in calls] == [0, 2]
-        rows = train_eval.read_scores(tmp_path / "ckpt")
+        rows = dev_eval.read_scores(tmp_path / "ckpt")
         assert [(r["step"], r["task"]) for r in rows] == [(0, "toy-corpus"), (2, "toy-corpus")]
         assert set(rows[0]["scores"]) == {"1x1", "16x64"}
         assert all(0 <= v <= 1 for r in rows for v in r["scores"].values())
@@ -667,8 +667,8 @@ def test_eval_every_writes_dev_scores_at_the_right_steps_and_resumes_without_rep
         train(config())  # resumes at 3: evaluates at 4 only
         assert [s for s, _ in calls] == [0, 2, 4]
     finally:
-        train_eval._evaluate = original
-    rows = train_eval.read_scores(tmp_path / "ckpt")
+        dev_eval._evaluate = original
+    rows = dev_eval.read_scores(tmp_path / "ckpt")
     assert [r["step"] for r in rows] == [0, 2, 4]
     assert (tmp_path / "ckpt" / "dev_curve.png").stat().st_size > 1000
     stored = json.loads(

@@ -23,11 +23,11 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _models() -> tuple[list[str], list[list[str]]]:
-    from harness.registry import MODELS
+    from harness.registry import models
 
     rows = [
         [e.name, e.family, e.backbone, "+".join(e.modalities), e.budgets, e.description]
-        for e in MODELS.values()
+        for e in models().values()
     ]
     return ["name", "family", "backbone", "modalities", "budgets", "description"], rows
 

@@ -204,7 +204,7 @@ def _table(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 
 
 def _plot(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.plots import X_AXES, write_plots
+    from harness.reporting.plots import X_AXES, write_plots
 
     axes = list(X_AXES) if args.x == "all" else [args.x]
     folder = args.output or f"{args.results}/plots"
@@ -220,7 +220,7 @@ def _plot(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 
 
 def _html(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.web.page import render_page
+    from harness.reporting.web.page import render_page
 
     output = args.output or f"{args.results}/leaderboard.html"
     emit(render_page(records, args.title, not args.no_reported), output)
@@ -229,8 +229,8 @@ def _html(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 
 
 def _export(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.mteb_results import export_mteb
     from harness.registry import task_specs
+    from harness.reporting.mteb_results import export_mteb
 
     try:
         done = export_mteb(records, task_specs(), args.output, args.allow_partial)
@@ -252,8 +252,8 @@ def _export(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 def _import(args: argparse.Namespace) -> int:
     import json
 
-    from harness.mteb_results import DEFAULT_MODELS, import_mteb
     from harness.registry import task_specs
+    from harness.reporting.mteb_results import DEFAULT_MODELS, import_mteb
 
     if args.models is not None and not args.models.strip(", "):
         raise UsageError("--models is empty; name at least one, or leave the flag out")
@@ -273,7 +273,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.report import compare, render
+    from harness.reporting.report import compare, render
 
     header, rows = compare(records, args.a, args.b)
     if not rows:
@@ -285,8 +285,8 @@ def _compare(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 
 
 def _claims(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.claims import claim_rows, run_claims
-    from harness.report import render
+    from harness.reporting.claims import claim_rows, run_claims
+    from harness.reporting.report import render
 
     tests = run_claims(args.spec, records, partial=args.partial)
     emit(render(*claim_rows(tests, args.format), args.format), args.output)
@@ -294,7 +294,7 @@ def _claims(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
 
 
 def _match(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
-    from harness.report import match_scores
+    from harness.reporting.report import match_scores
     from harness.results import iter_results
 
     if not Path(args.reference).is_dir():
@@ -332,8 +332,8 @@ def tables(
 ) -> str:
     """The leaderboard, then each benchmark's aggregate table present in the records. Partial
     results are marked and, unless `include_partial`, kept out of means and aggregates."""
-    from harness.aggregate import benchmark_tables
-    from harness.report import PARTIAL_MARK, leaderboard, render
+    from harness.reporting.aggregate import benchmark_tables
+    from harness.reporting.report import PARTIAL_MARK, leaderboard, render
     from harness.results import partial_reason
 
     parts = [render(*leaderboard(records, ci=ci, include_partial=include_partial), fmt)]

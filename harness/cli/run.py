@@ -29,7 +29,7 @@ def command(args: argparse.Namespace) -> int:
     if not current().is_main:
         return 0  # rank 0 prints and writes the leaderboard
     from harness.cli.report import tables
-    from harness.plots import write_plots
+    from harness.reporting.plots import write_plots
 
     table = tables(records, "md")
     print(table, end="")

@@ -25,7 +25,7 @@ def add(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser])
 
 
 def command(args: argparse.Namespace) -> int:
-    from harness.training import train
+    from harness.training.loop import train
 
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")

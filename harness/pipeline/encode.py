@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from tqdm.auto import tqdm
 
 from harness.budgets import Budget, Cascade
-from harness.cache import EncodeStats, ShardedVectors, load_shards
+from harness.cache import EncodeRequest, EncodeStats, ShardedVectors, load_shards
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors, check_embeddings
 from harness.pipeline.context import TaskContext
@@ -60,17 +60,10 @@ def encode_items(
     )
     with tqdm(total=len(items), desc=label, disable=not ctx.show_progress, leave=False) as bar:
         try:
-            shards = ctx.cache.fill(
-                ctx.encoder,
-                items,
-                role=role,
-                batch_size=ctx.config.batch_size,
-                num_vectors=num_vectors,
-                progress=bar,
-                stats=stats,
-                dist=ctx.dist,
-                keep=not may_spill,
+            request = EncodeRequest(
+                ctx.encoder, items, role, ctx.config.batch_size, num_vectors, progress=bar
             )
+            shards = ctx.cache.fill(request, stats=stats, dist=ctx.dist, keep=not may_spill)
         except HarnessError as exc:
             raise HarnessError(f"task {ctx.spec.name}: {exc}") from exc
     if not ctx.dist.is_main:

@@ -38,15 +38,7 @@ def budget_row(
     slice_budget: Budget | None,
     scored: Scored,
 ) -> BudgetRow:
-    cost = budget_cost(
-        enc.queries.lengths[data.query_rows],
-        enc.candidates.lengths[data.candidate_rows],
-        None if slice_budget is None else slice_budget.query,
-        None if slice_budget is None else slice_budget.candidate,
-        enc.queries.dim,
-        ctx.card.dtype,
-    )
-    cost = _stored_cost(cost, enc.storage, enc.queries.dim, ctx.card.dtype)
+    cost = _encoded_cost(ctx, data, enc, slice_budget, enc.storage)
     if enc.cascade is not None:
         second = _stored_cost(cost, enc.cascade.second.storage, enc.queries.dim, ctx.card.dtype)
         cost = _cascade_cost(ctx, data, enc, slice_budget, second, scored.n_scored)
@@ -92,15 +84,7 @@ def _cascade_cost(
     first budget, `depth` of them again at the second."""
     first_enc = enc.first if enc.first is not None else enc
     first_slice = None if enc.first is not None else enc.cascade.first
-    first = budget_cost(
-        first_enc.queries.lengths[data.query_rows],
-        first_enc.candidates.lengths[data.candidate_rows],
-        None if first_slice is None else first_slice.query,
-        None if first_slice is None else first_slice.candidate,
-        first_enc.queries.dim,
-        ctx.card.dtype,
-    )
-    first = _stored_cost(first, enc.cascade.first.storage, first_enc.queries.dim, ctx.card.dtype)
+    first = _encoded_cost(ctx, data, first_enc, first_slice, enc.cascade.first.storage)
     depth = min(enc.cascade.depth, scored) if scored else 0
     flops = first["scoring_flops_per_pair"] + second["scoring_flops_per_pair"] * depth / max(
         1.0, scored
@@ -113,6 +97,25 @@ def _cascade_cost(
         "scoring_flops_per_pair": flops,
         "stages": {"first": first, "second": second, "depth": enc.cascade.depth},
     }
+
+
+def _encoded_cost(
+    ctx: TaskContext,
+    data: Prepared,
+    enc: Encoded,
+    slice_budget: Budget | None,
+    storage: str | None,
+) -> dict[str, Any]:
+    """Cost of scoring the task's rows of `enc`, cut to `slice_budget`, stored as `storage`."""
+    cost = budget_cost(
+        enc.queries.lengths[data.query_rows],
+        enc.candidates.lengths[data.candidate_rows],
+        None if slice_budget is None else slice_budget.query,
+        None if slice_budget is None else slice_budget.candidate,
+        enc.queries.dim,
+        ctx.card.dtype,
+    )
+    return _stored_cost(cost, storage, enc.queries.dim, ctx.card.dtype)
 
 
 def _stored_cost(cost: dict[str, Any], storage: str | None, dim: int, dtype: str) -> dict[str, Any]:
@@ -166,7 +169,7 @@ def task_record(
     rows: list[BudgetRow],
     timing: EncodeTiming,
 ) -> ResultRecord:
-    """The result record of a task (the layout of README's "Result files")."""
+    """The result record of a task (the layout docs/results.md describes)."""
     card, t, world = ctx.card, timing, ctx.dist.world_size
     encoded = t.query.encoded + t.candidate.encoded
     seconds = t.query.seconds + t.candidate.seconds

@@ -43,7 +43,7 @@ def _score_cell(row: dict[str, Any], ci: bool) -> str:
     if row.get("seed_scores") and not ci:  # a model read over its seeds: mean ± sd of seeds
         return text + f" ± {100.0 * row['seed_sd']:.2f}"
     if ci and row.get("per_query"):
-        from harness.stats import bootstrap_ci
+        from harness.reporting.stats import bootstrap_ci
 
         low, high = bootstrap_ci(list(row["per_query"].values()))
         text += f" ± {100.0 * (high - low) / 2:.2f}"
@@ -185,7 +185,7 @@ def split_entry(spec: str) -> tuple[str, str, str]:
 
 def compare(records: Iterable[dict[str, Any]], a: str, b: str) -> tuple[list[str], list[list[str]]]:
     """Paired comparison of `model @ budget` a against b on every task both have."""
-    from harness.stats import paired
+    from harness.reporting.stats import paired
 
     records = list(records)
 

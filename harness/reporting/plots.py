@@ -51,7 +51,7 @@ def interval_points(
 ) -> tuple[list[float], list[float]] | None:
     """95% bootstrap bands (x100) of each budget's score over queries; for a mean over tasks, the
     mean of the per-task bounds (a conservative band). None without per-query scores."""
-    from harness.stats import bootstrap_ci
+    from harness.reporting.stats import bootstrap_ci
 
     low, high = [], []
     for label in labels:

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UsageError
-from harness.report import split_entry
-from harness.stats import paired
+from harness.reporting.report import split_entry
+from harness.reporting.stats import paired
 
 ALPHA = 0.05
 FILE_KEYS = {"tasks", "single_seed_trained", "systems", "claims"}

@@ -93,7 +93,7 @@ def _value(row: dict[str, Any] | None, metric: str | None) -> float | None:
     return row["main_score"] if metric is None else row["metrics"].get(metric)
 
 
-REPORTED_DIR = Path(__file__).resolve().parent.parent / "results" / "reported"
+REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "reported"
 
 
 def reported_rows(header: list[str], section: str) -> list[list[str]]:
@@ -114,7 +114,7 @@ def mteb_rows(table: AggregateTable) -> list[list[str]]:
     """Scores imported from mteb's results repository (results/reported/mteb_*.json) for the
     tasks of `table`, one row per published model, revision and experiment, through the same
     columns as measured rows."""
-    from harness.mteb_results import load_reported, reported_label
+    from harness.reporting.mteb_results import load_reported, reported_label
 
     tasks = {t for column in table.columns for t in column.tasks}
     rows = []

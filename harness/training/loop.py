@@ -28,15 +28,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from harness import distributed, train_eval
+from harness import distributed
 from harness.adapters import adapters_kept
 from harness.config import TrainConfig
 from harness.constants import LOG_FILE, STATE_DIR, resolve_device
 from harness.errors import HarnessError, UsageError
-from harness.losses import gather_candidates, mmr_loss, parse_groups
 from harness.protocol import TrainableEncoder
 from harness.results import read_jsonl
-from harness.train_data import Example, MixtureSampler, load_source, parse_mixture
+from harness.training import dev_eval
+from harness.training.data import Example, MixtureSampler, load_source, parse_mixture
+from harness.training.losses import gather_candidates, mmr_loss, parse_groups
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,9 @@ OWN_FILES = {
     "train_config.json",
     LOG_FILE,
     "loss.png",
-    train_eval.DEV_SCORES,
-    train_eval.DEV_CURVE,
-    train_eval.DEV_DIR,
+    dev_eval.DEV_SCORES,
+    dev_eval.DEV_CURVE,
+    dev_eval.DEV_DIR,
     STATE_DIR,
     STATE_DIR + ".tmp",
     STATE_DIR + ".old",
@@ -471,17 +472,17 @@ def train(config: TrainConfig) -> Path:
         initial=start,
         total=config.steps,
     )
-    if rank == 0 and start == 0 and train_eval.due(0, config.eval_every):
-        began += train_eval.evaluate_step(job.encoder, 0, config, output)
+    if rank == 0 and start == 0 and dev_eval.due(0, config.eval_every):
+        began += dev_eval.evaluate_step(job.encoder, 0, config, output)
     for step in bar:
         total, terms = _step(job, step, config)
         if rank == 0:
             _log_step(output, step, total, terms, job, time.perf_counter() - began)
             bar.set_postfix(loss=f"{total:.4f}")
-            if train_eval.due(step + 1, config.eval_every):
+            if dev_eval.due(step + 1, config.eval_every):
                 # before the state is saved: a kill in between reruns the steps and this
                 # evaluation finds its result files rather than being skipped
-                began += train_eval.evaluate_step(job.encoder, step + 1, config, output)
+                began += dev_eval.evaluate_step(job.encoder, step + 1, config, output)
         due = config.save_every and (step + 1) % config.save_every == 0
         if due and step + 1 < config.steps and rank == 0:
             _save_state(

@@ -25,7 +25,7 @@ def _kind(label: str) -> str:
 def page_data(records: list[dict[str, Any]], reported: bool = True) -> dict[str, Any]:
     """One row per (model, task, budget), with what the page shows, filters and plots; with
     `reported`, the published scores of the same tasks follow."""
-    from harness.stats import bootstrap_ci
+    from harness.reporting.stats import bootstrap_ci
 
     rows = []
     for record in records:
@@ -71,8 +71,8 @@ def page_data(records: list[dict[str, Any]], reported: bool = True) -> dict[str,
 def reported_rows(tasks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Published scores imported from mteb's results repository (results/reported/), for the
     tasks the records hold: no cost but the model size, so they join the size curve only."""
-    from harness.aggregate import REPORTED_DIR
-    from harness.mteb_results import load_reported, reported_label
+    from harness.reporting.aggregate import REPORTED_DIR
+    from harness.reporting.mteb_results import load_reported, reported_label
 
     rows = []
     for path in sorted(REPORTED_DIR.glob("*.json")) if REPORTED_DIR.is_dir() else []:
