@@ -4,7 +4,8 @@
 #
 #   bash results/libdocs/curves.sh [OUT] [MODEL ...]
 #
-# MODELs, in the default order: metaembed single-mean single-cls metaembed-1x1. Each trains on
+# MODELs, in the default order: metaembed single-mean single-cls metaembed-1x1 (the levers
+# metaembed-init-cls and metaembed-init-mask run only when named). Each trains on
 # seed 0 over the full train split (3053 queries, 191 steps of 16 per epoch) for 3 epochs at a
 # constant learning rate after 20 warm-up steps, and is evaluated on libdocs-dev before training
 # and every 25 steps (OUT/NAME/dev_scores.jsonl and dev_curve.png). Everything else is the
@@ -44,6 +45,10 @@ for model in "${models[@]}"; do
     # one query and one candidate slot, trained on the single group 1x1: MetaEmbed's readout at
     # its smallest size, the analogue of the paper's last-token single vector
     metaembed-1x1) extra=(--groups 1x1); curve metaembed metaembed-1x1-minilm ",query_tokens=1,candidate_tokens=1" ;;
-    *) echo "unknown model $model; use metaembed single-mean single-cls metaembed-1x1" >&2; exit 2 ;;
+    # levers tried on dev because MetaEmbed trails once flat (the study plan, step 2): the meta
+    # tokens start from the backbone's [CLS] or [MASK] embedding plus small noise
+    metaembed-init-cls) curve metaembed metaembed-mmr-minilm-init-cls ",meta_init=cls" ;;
+    metaembed-init-mask) curve metaembed metaembed-mmr-minilm-init-mask ",meta_init=mask" ;;
+    *) echo "unknown model $model; use metaembed single-mean single-cls metaembed-1x1 metaembed-init-cls metaembed-init-mask" >&2; exit 2 ;;
   esac
 done
