@@ -1,0 +1,52 @@
+"""The curves' libdocs-dev scores side by side (nDCG@5 x100), as a markdown table:
+
+    python results/libdocs/curves/table.py [--every 25]
+
+One column per (run, budget): MetaEmbed's 1x1 and 16x64, each single vector's only budget; a
+run not started yet is left out, a step a run has not reached is blank."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+COLUMNS = [
+    ("metaembed-mmr-minilm", "1x1", "MetaEmbed 1x1"),
+    ("metaembed-mmr-minilm", "16x64", "MetaEmbed 16x64"),
+    ("metaembed-mmr-minilm-init-cls", "1x1", "init=cls 1x1"),
+    ("metaembed-mmr-minilm-init-cls", "16x64", "init=cls 16x64"),
+    ("single-mean-ft-minilm", "1x1", "single-mean"),
+    ("single-cls-ft-minilm", "1x1", "single-cls"),
+    ("metaembed-1x1-minilm", "1x1", "MetaEmbed 1-slot"),
+]
+
+
+def scores(run: str) -> dict[int, dict[str, float]]:
+    path = HERE / run / "dev_scores.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {row["step"]: row["scores"] for row in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--every", type=int, default=25, help="show every Nth step (25)")
+    every = parser.parse_args().every
+    runs = {run: scores(run) for run, _, _ in COLUMNS}
+    columns = [c for c in COLUMNS if runs[c[0]]]
+    steps = sorted({s for run, _, _ in columns for s in runs[run] if s % every == 0})
+    print("| step | " + " | ".join(label for _, _, label in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for step in steps:
+        cells = []
+        for run, budget, _ in columns:
+            value = runs[run].get(step, {}).get(budget)
+            cells.append("" if value is None else f"{100 * value:.1f}")
+        print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
