@@ -4,6 +4,7 @@ module, its modules import one another without a cycle, and no function in it is
 from __future__ import annotations
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,35 @@ def test_the_wheel_adds_no_top_level_name_but_harness(tmp_path):
         "harness/baselines/checkpoints/metaembed-mini/metaembed.safetensors",
     ):
         assert path in names, path
+    # installed on its own, the wheel runs from anywhere: its benchmarks, data and models resolve
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import harness, harness.tasks.libdocs as libdocs, harness.baselines.metaembed as m;"
+        "from harness.registry import models, task_specs;"
+        "print(harness.__file__, libdocs.DATA.is_dir(), len(task_specs()), len(models()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out[0].startswith(str(site)) and out[1] == "True", out
+    assert int(out[2]) > 50 and int(out[3]) > 5, out
