@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from harness.baselines.backbones import (
     Backbone,
     bound_image,
@@ -23,7 +24,6 @@ from harness.baselines.backbones import (
 )
 from harness.baselines.encoder import DTYPE_NAMES, BackboneEncoder, build_encoder
 from harness.baselines.naive_multi import chunk_means
-
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors

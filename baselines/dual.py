@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from harness.baselines.backbones import (
     bound_image,
     resolve_device,
@@ -15,7 +16,6 @@ from harness.baselines.backbones import (
     resolve_model_path,
 )
 from harness.baselines.encoder import DTYPE_NAMES
-
 from harness.budgets import Budget
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors

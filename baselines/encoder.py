@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from harness.baselines.backbones import Backbone
 from safetensors.torch import load_file, save_file
 
+from harness.baselines.backbones import Backbone
 from harness.budgets import Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from harness.baselines.backbones import Backbone
 from harness.baselines.encoder import (
     BackboneEncoder,
@@ -35,7 +36,6 @@ from harness.baselines.encoder import (
     read_checkpoint,
 )
 from harness.baselines.released import layout_of
-
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.errors import HarnessError, UsageError
 from harness.multivectors import MultiVectors

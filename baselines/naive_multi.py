@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from harness.baselines.backbones import Backbone
 from harness.baselines.encoder import BackboneEncoder, build_encoder
-
 from harness.budgets import METAEMBED_BUDGETS, Budget
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, Role

@@ -300,8 +300,9 @@ def export_released(
 def _lm_head(backbone, embed: torch.Tensor) -> torch.Tensor:
     """The language-model head the released class carries (unused for embeddings): the tied
     token embeddings, or the base model's own head read from its files."""
-    from harness.baselines.backbones import resolve_model_path
     from safetensors import safe_open
+
+    from harness.baselines.backbones import resolve_model_path
 
     if getattr(backbone.model.config, "tie_word_embeddings", False):
         return embed.clone()

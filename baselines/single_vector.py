@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
 from harness.baselines.backbones import Backbone
 from harness.baselines.encoder import (
     BackboneEncoder,
@@ -14,7 +15,6 @@ from harness.baselines.encoder import (
     gather_rows,
     last_positions,
 )
-
 from harness.errors import UsageError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item, Role

@@ -216,8 +216,9 @@ def extract() -> tuple[list[dict], dict]:
 
 
 def _tokenizer():
-    from harness.baselines.backbones import MINILM, resolve_model_path
     from transformers import AutoTokenizer
+
+    from harness.baselines.backbones import MINILM, resolve_model_path
 
     return AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
 

@@ -29,13 +29,12 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from harness.tasks.build_libdocs import QUICK_PAGES, task_of
-from harness.tasks.build_libdocs import stable_rank as _rank
-
 from harness.benchmark import Group, TrainSource
 from harness.errors import UsageError
 from harness.protocol import Item
 from harness.task import DatasetRef, TaskData, TaskSpec
+from harness.tasks.build_libdocs import QUICK_PAGES, task_of
+from harness.tasks.build_libdocs import stable_rank as _rank
 
 DATA = Path(__file__).parent / "data" / "libdocs"
 LIST_SIZE = 100

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+
 from harness.baselines.backbones import MINILM, TextBackbone, resolve_model_path
 from harness.baselines.colbert import TokenLevel
 from harness.baselines.metaembed import MetaEmbed, load_metaembed
 from harness.baselines.naive_multi import NaiveMulti
 from harness.baselines.single_vector import SingleVector
-
 from harness.errors import HarnessError
 from harness.multivectors import MultiVectors
 from harness.protocol import Item
@@ -282,9 +282,8 @@ def test_a_truncated_page_image_on_the_ocr_path_names_item_and_path(tmp_path):
 
 
 def test_token_pooling_budgets_reduce_the_full_encoding_without_re_encoding(backbone, tmp_path):
-    from harness.baselines.colbert import reduce_tokens
-
     import harness
+    from harness.baselines.colbert import reduce_tokens
 
     mv = MultiVectors.from_list(
         [

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
+
 from harness.baselines.backbones import IMAGE_PLACEHOLDER, QwenVLBackbone
 from harness.baselines.encoder import gather_rows
 from harness.baselines.metaembed import MetaEmbed, load_metaembed
-from PIL import Image
-
 from harness.errors import HarnessError, UsageError
 from harness.protocol import Item
 from harness.registry import get_model

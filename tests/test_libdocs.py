@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness.tasks import build_libdocs, libdocs
 
 from harness.registry import get_tasks
+from harness.tasks import build_libdocs, libdocs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tasks" / "data" / "libdocs"
@@ -68,8 +68,9 @@ def test_rebuilding_from_the_snapshot_gives_the_same_bytes(tmp_path):
 
 
 def test_pages_are_long_multi_topic_and_never_cut_by_the_models():
-    from harness.baselines.backbones import MINILM, resolve_model_path
     from transformers import AutoTokenizer
+
+    from harness.baselines.backbones import MINILM, resolve_model_path
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
     pages = [p for p in rows("pages") if p["split"] == "test"]

@@ -15,13 +15,13 @@ import zipfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-import harness.baselines.mpnet as mpnet
 import model_fixtures
 import pytest
 import torch
-from harness.baselines.backbones import MPNET, TextBackbone, canonical_name, resolve_model_path
 from safetensors.torch import load_file
 
+import harness.baselines.mpnet as mpnet
+from harness.baselines.backbones import MPNET, TextBackbone, canonical_name, resolve_model_path
 from harness.errors import HarnessError
 from harness.protocol import Item
 

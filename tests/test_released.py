@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from harness.baselines.backbones import QwenVLBackbone
-from harness.baselines.released import RELEASED_TARGETS
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from test_encoders_vision import RELEASED, _official_qwen_processor, png
 
+from harness.baselines.backbones import QwenVLBackbone
+from harness.baselines.released import RELEASED_TARGETS
 from harness.errors import HarnessError, UsageError
 from harness.protocol import Item
 from harness.registry import get_model
@@ -291,10 +291,10 @@ def test_a_folder_of_neither_layout_is_named(tmp_path):
 @pytest.fixture(scope="module")
 def own_checkpoint(base, tmp_path_factory):
     """A checkpoint of this project's layout with a trained-looking LoRA adapter and projection."""
-    from harness.baselines.backbones import load_backbone
-    from harness.baselines.metaembed import MetaEmbed
     from peft import LoraConfig, get_peft_model
 
+    from harness.baselines.backbones import load_backbone
+    from harness.baselines.metaembed import MetaEmbed
     from harness.training.loop import LORA_TARGETS
 
     backbone = load_backbone(str(base))

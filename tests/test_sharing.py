@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
-import harness.tasks.libdocs as libdocs
 import pytest
 
 import harness
+import harness.tasks.libdocs as libdocs
 from harness.errors import HarnessError
 from harness.protocol import IMAGE_PLACEHOLDER, Item
 from harness.registry import get_tasks
