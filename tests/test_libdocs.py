@@ -223,17 +223,44 @@ def test_default_models_end_to_end_on_a_slice(tmp_path):
     assert (tmp_path / "out" / "plots" / "score_vs_index_bytes.png").is_file()
 
 
-def test_the_study_script_refuses_an_unknown_stage_before_doing_anything(tmp_path):
+@pytest.mark.parametrize(
+    "script, stage, real",
+    [("study.sh", "minilm-s9", "zero-shot"), ("study-3epochs.sh", "s9", "s1")],
+)
+def test_the_study_script_refuses_an_unknown_stage_before_doing_anything(
+    tmp_path, script, stage, real
+):
     out = subprocess.run(
-        ["bash", "results/libdocs/study.sh", str(tmp_path / "study"), "minilm-s9"],
+        ["bash", f"results/libdocs/{script}", str(tmp_path / "study"), stage],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.returncode == 2 and "unknown stage minilm-s9" in out.stderr
+    assert out.returncode == 2 and f"unknown stage {stage}" in out.stderr
     assert not (tmp_path / "study").exists()
     swapped = subprocess.run(
-        ["bash", "results/libdocs/study.sh", "zero-shot"], cwd=ROOT, capture_output=True, text=True
+        ["bash", f"results/libdocs/{script}", real],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert swapped.returncode == 2 and "the first argument is the output folder" in swapped.stderr
+
+
+def test_the_second_study_says_where_the_curve_weights_are_missing(tmp_path):
+    """Seed 0 of the second recipe is each model's learning-curve run: without its weights the
+    script stops before any evaluation, naming the folder and the variable that points to it."""
+    (tmp_path / "curves" / "metaembed-mmr-minilm").mkdir(parents=True)
+    out = subprocess.run(
+        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
+        cwd=ROOT,
+        env={**os.environ, "CURVES": str(tmp_path / "curves")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "metaembed-mmr-minilm-s0: no trained weights in" in out.stderr and "CURVES" in out.stderr
+    assert not (tmp_path / "study").exists()

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The libdocs study at the second recipe ("3 epochs"), chosen on libdocs-dev by the learning
+# curves (results/libdocs/curves/README.md): every model trains 3 epochs over the full train
+# split (573 steps of 16 queries) at a constant learning rate after 20 warm-up steps, the rest
+# of the recipe as the curves' (curves.sh: LoRA r = alpha = 32 at lr 2e-4, the encoder's own
+# weights at lr 1e-3, temperature 0.03, dropout off, 512 text tokens, the released MMR loss and,
+# for MetaEmbed on MiniLM, the paper's attention).
+#
+#   bash results/libdocs/study-3epochs.sh [OUT] [STAGE ...]
+#
+# Seed 0 of every model is its learning-curve run (CURVES, default results/libdocs/curves, must
+# hold the curve checkpoints' weights); the stages train the other seeds into OUT/checkpoints/
+# and evaluate on the libdocs test tasks into OUT/seed0 seed1 seed2 (result files NAME-sS, read as
+# one model by `report --seeds mean`). STAGES, in the default order:
+#
+#   s0       evaluate the curve runs (MetaEmbed, single-mean, single-cls, the 1-slot MetaEmbed)
+#   s1 s2    train and evaluate MetaEmbed (MMR) and single-mean with seeds 1 and 2
+#   nommr    MetaEmbed without nesting (--objective nommr), seed 0
+#   cls-1x1  single-cls and the 1-slot MetaEmbed with seeds 1 and 2
+#
+# The default stages are what about 10 hours of 2 CPU cores allow (results/libdocs/curves/
+# README.md gives the timings); nommr and cls-1x1 run when named. MetaEmbed's meta tokens start
+# as META_INIT says (random, cls or mask; default random), the initialisation chosen on dev by
+# the curves; its seed 0 is that curve's run. Every stage resumes: training
+# continues from its last saved state (every 5 steps) and finished result files are skipped.
+# THREADS (default 1) sets torch's threads per process, so that two runs can share two cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-results/runs/libdocs-3epochs}
+shift || true
+stages=("$@")
+all_stages="s0 s1 s2 nommr cls-1x1"
+case " $all_stages " in
+  *" $out "*) echo "the first argument is the output folder, then the stages: study-3epochs.sh OUT $out" >&2; exit 2 ;;
+esac
+[ ${#stages[@]} -gt 0 ] || stages=(s0 s1 s2)
+for stage in "${stages[@]}"; do
+  case " $all_stages " in
+    *" $stage "*) ;;
+    *) echo "unknown stage $stage; use $all_stages" >&2; exit 2 ;;
+  esac
+done
+export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
+py=${PYTHON:-python}
+curves=${CURVES:-results/libdocs/curves}
+meta_init=${META_INIT:-random}
+minilm=sentence-transformers/all-MiniLM-L6-v2
+recipe=(--data libdocs --epochs 3 --batch-size 16 --warmup 20 --schedule constant --lr 2e-4
+        --own-lr 1e-3 --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout
+        --save-every 5 --no-progress)
+tasks=(--tasks libdocs --no-progress)
+
+# evaluate FAMILY CHECKPOINT NAME SEED: the libdocs test tasks, result files named NAME-sSEED
+evaluate() {
+  local family=$1 ckpt=$2 name=$3 seed=$4
+  if [ ! -f "$ckpt/adapter/adapter_model.safetensors" ]; then
+    echo "$name-s$seed: no trained weights in $ckpt (set CURVES to the folder of the curve runs)" >&2
+    exit 1
+  fi
+  "$py" -m harness run --model "$family" --model-args "checkpoint=$ckpt,max_length=512,name=$name-s$seed" \
+    --output "$out/seed$seed" "${tasks[@]}"
+}
+
+# train FAMILY NAME SEED MODEL_ARGS [train flags...], then evaluate the checkpoint
+train() {
+  local family=$1 name=$2 seed=$3 args=$4
+  shift 4
+  local ckpt=$out/checkpoints/$name-s$seed
+  if [ -f "$out/seed$seed/$name-s$seed/libdocs-corpus.json" ] && [ -f "$out/seed$seed/$name-s$seed/libdocs-lists.json" ]; then
+    echo "$name-s$seed: trained and evaluated already, skipped"
+    return
+  fi
+  "$py" -m harness train --model "$family" --model-args "backbone=$minilm,max_length=512,name=$name$args" \
+    --seed "$seed" --output "$ckpt" "${recipe[@]}" "$@"
+  evaluate "$family" "$ckpt" "$name" "$seed"
+}
+
+metaembed_curve=metaembed-mmr-minilm
+[ "$meta_init" = random ] || metaembed_curve=metaembed-mmr-minilm-init-$meta_init
+init_arg=""
+[ "$meta_init" = random ] || init_arg=",meta_init=$meta_init"
+
+for stage in "${stages[@]}"; do
+  echo "== $stage ($(date -u +%H:%M:%S))"
+  case $stage in
+    s0)
+      evaluate metaembed "$curves/$metaembed_curve" metaembed-mmr-minilm 0
+      evaluate single-mean "$curves/single-mean-ft-minilm" single-mean-ft-minilm 0
+      evaluate single-cls "$curves/single-cls-ft-minilm" single-cls-ft-minilm 0
+      evaluate metaembed "$curves/metaembed-1x1-minilm" metaembed-1x1-minilm 0
+      ;;
+    s1 | s2)
+      seed=${stage#s}
+      train metaembed metaembed-mmr-minilm "$seed" "$init_arg"
+      train single-mean single-mean-ft-minilm "$seed" ""
+      ;;
+    nommr) train metaembed metaembed-nommr-minilm 0 "$init_arg" --objective nommr ;;
+    cls-1x1)
+      for seed in 1 2; do
+        train single-cls single-cls-ft-minilm "$seed" ""
+        train metaembed metaembed-1x1-minilm "$seed" ",query_tokens=1,candidate_tokens=1" --groups 1x1
+      done
+      ;;
+  esac
+done
