@@ -11,9 +11,10 @@
 # Seed 0 of every model is its learning-curve run (CURVES, default results/libdocs/curves, must
 # hold the curve checkpoints' weights); the stages train the other seeds into OUT/checkpoints/
 # and evaluate on the libdocs test tasks into OUT/seed0 seed1 seed2 (result files NAME-sS, read as
-# one model by `report --seeds mean`). STAGES, in the default order:
+# one model by `report --seeds mean`); claims-3epochs.toml holds the claims read from OUT. STAGES, in the default order:
 #
 #   s0       evaluate the curve runs (MetaEmbed, single-mean, single-cls, the 1-slot MetaEmbed)
+#   zero-shot  MiniLM as released (mean pooling), for the unflattering claim
 #   s1 s2    train and evaluate MetaEmbed (MMR) and single-mean with seeds 1 and 2
 #   nommr    MetaEmbed without nesting (--objective nommr), seed 0
 #   cls-1x1  single-cls and the 1-slot MetaEmbed with seeds 1 and 2
@@ -29,11 +30,11 @@ cd "$(dirname "$0")/../.."
 out=${1:-results/runs/libdocs-3epochs}
 shift || true
 stages=("$@")
-all_stages="s0 s1 s2 nommr cls-1x1"
+all_stages="s0 zero-shot s1 s2 nommr cls-1x1"
 case " $all_stages " in
   *" $out "*) echo "the first argument is the output folder, then the stages: study-3epochs.sh OUT $out" >&2; exit 2 ;;
 esac
-[ ${#stages[@]} -gt 0 ] || stages=(s0 s1 s2)
+[ ${#stages[@]} -gt 0 ] || stages=(s0 zero-shot s1 s2)
 for stage in "${stages[@]}"; do
   case " $all_stages " in
     *" $stage "*) ;;
@@ -88,6 +89,10 @@ for stage in "${stages[@]}"; do
       evaluate single-mean "$curves/single-mean-ft-minilm" single-mean-ft-minilm 0
       evaluate single-cls "$curves/single-cls-ft-minilm" single-cls-ft-minilm 0
       evaluate metaembed "$curves/metaembed-1x1-minilm" metaembed-1x1-minilm 0
+      ;;
+    zero-shot)
+      "$py" -m harness run --model single-mean --model-args "backbone=$minilm,max_length=512,name=single-mean-minilm" \
+        --output "$out/zero-shot" "${tasks[@]}"
       ;;
     s1 | s2)
       seed=${stage#s}
