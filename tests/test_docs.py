@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 LINKED_PAGES = [README, *sorted(DOCS.glob("*.md")), ROOT / "bench" / "README.md"]
-LINKED_PAGES.append(ROOT / "results" / "libdocs" / "README.md")
+LINKED_PAGES += [
+    ROOT / "results" / "libdocs" / "README.md",
+    ROOT / "results" / "libdocs" / "recipe-75steps" / "README.md",
+    ROOT / "results" / "libdocs" / "curves" / "README.md",
+]
 README_MAX_LINES = 260
 
 FENCE = re.compile(r"^```.*?^```[^\n]*$", re.S | re.M)

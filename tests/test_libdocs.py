@@ -225,7 +225,7 @@ def test_default_models_end_to_end_on_a_slice(tmp_path):
 
 @pytest.mark.parametrize(
     "script, stage, real",
-    [("study.sh", "minilm-s9", "zero-shot"), ("study-3epochs.sh", "s9", "s1")],
+    [("recipe-75steps/study.sh", "minilm-s9", "zero-shot"), ("study-3epochs.sh", "s9", "s1")],
 )
 def test_the_study_script_refuses_an_unknown_stage_before_doing_anything(
     tmp_path, script, stage, real

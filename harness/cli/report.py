@@ -94,7 +94,9 @@ def _add_analysis_verbs(rsub: argparse._SubParsersAction, parents: list) -> None
         parents=parents,
         help="a study's claims: paired tests across seeds, Holm-corrected",
     )
-    claims.add_argument("spec", help="claim file (TOML), e.g. results/libdocs/claims.toml")
+    claims.add_argument(
+        "spec", help="claim file (TOML), e.g. results/libdocs/recipe-75steps/claims.toml"
+    )
     claims.add_argument("--results", default=DEFAULT_OUTPUT)
     claims.add_argument("--format", default="md", choices=FORMATS)
     claims.add_argument("--output", default=None, help="write to FILE instead of stdout")

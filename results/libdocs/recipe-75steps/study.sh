@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The paper's claims on the libdocs suite, at two model sizes, on a CPU and offline.
 #
-#   bash results/libdocs/study.sh [OUT] [STAGE ...]
+#   bash results/libdocs/recipe-75steps/study.sh [OUT] [STAGE ...]
 #
 # OUT (default results/runs/libdocs-study) receives checkpoints/, zero-shot/ and seed0/ seed1/ seed2/
 # result folders; the bundled baselines/checkpoints/metaembed-mini is never written. STAGES, in
 # the default order: minilm-s0 zero-shot minilm-s1 minilm-s2 mpnet compare. Every step resumes:
 # `harness train` continues from its last saved state (every 5 steps) and `harness run` skips
 # finished result files, so rerunning the same command after an interruption picks up where it
-# stopped. `compare` says whether OUT's scores match the committed ones in results/libdocs.
+# stopped. `compare` says whether OUT's scores match the committed ones in results/libdocs/recipe-75steps.
 #
 # One recipe for every trained model (MetaEmbed with MMR, MetaEmbed without nesting, mean-pooled
 # single vector, the naive chunked multi-vector baseline; MiniLM and mpnet): one epoch over the
@@ -19,7 +19,7 @@
 # (no page is cut). The train split is cut to 1200 of its 3053 queries so that the whole study
 # fits in about 8 hours of 2 CPU cores.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 out=${1:-results/runs/libdocs-study}
 shift || true
 stages=("$@")
@@ -32,8 +32,12 @@ export HF_HUB_OFFLINE=1
 py=${PYTHON:-python}
 cache=${HARNESS_CACHE_DIR:-$HOME/.cache/harness}
 
+# the loss as it was then (every hard negative of the batch, group terms summed, other copies of a
+# positive left out), and MetaEmbed on MiniLM with full attention; the later defaults (the
+# released loss, the paper's attention) are the second recipe's
 recipe=(--data libdocs:1200 --epochs 1 --batch-size 16 --warmup 5 --lr 2e-4 --own-lr 1e-3
-        --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout --save-every 5 --no-progress)
+        --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout --save-every 5 --no-progress
+        --negatives batch --group-reduction sum --skip-copies)
 tasks=(--tasks libdocs --cache-dir "$cache" --no-progress)
 
 # train FAMILY NAME BACKBONE SEED [extra train flags...], then evaluate the checkpoint
@@ -45,7 +49,9 @@ train_and_run() {
     echo "$name: trained and evaluated already, skipped"  # also in a fresh clone, without its weights
     return
   fi
-  "$py" -m harness train --model "$family" --model-args "backbone=$backbone,max_length=512,name=$name" \
+  local flow=""
+  [ "$family" = metaembed ] && flow=",attention=full"
+  "$py" -m harness train --model "$family" --model-args "backbone=$backbone,max_length=512,name=$name$flow" \
     --seed "$seed" --output "$ckpt" "${recipe[@]}" "$@"
   "$py" -m harness run --model "$family" --model-args "checkpoint=$ckpt,max_length=512" \
     --output "$out/seed$seed" "${tasks[@]}"
@@ -91,10 +97,10 @@ for stage in "${stages[@]}"; do
       train_and_run single-mean single-mean-ft-mpnet-s0 mpnet 0
       ;;
     compare)
-      if [ "$(realpath "$out")" = "$(realpath results/libdocs)" ]; then
+      if [ "$(realpath "$out")" = "$(realpath results/libdocs/recipe-75steps)" ]; then
         echo "compare: $out is the committed study itself; nothing to compare"
       else
-        "$py" -m harness report match results/libdocs --results "$out"
+        "$py" -m harness report match results/libdocs/recipe-75steps --results "$out"
       fi
       ;;
   esac

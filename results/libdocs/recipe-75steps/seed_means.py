@@ -1,7 +1,7 @@
 """The trained MiniLM systems of the study, each budget's score as the mean over the seeds run so
 far, with the lowest and highest seed, from the committed result files.
 
-    python results/libdocs/seed_means.py [--results results/libdocs]
+    python results/libdocs/recipe-75steps/seed_means.py [--results results/libdocs/recipe-75steps]
 """
 
 from __future__ import annotations
