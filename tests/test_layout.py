@@ -1,5 +1,8 @@
-"""The layout the README describes holds: the core (harness/) imports no benchmark or model
-module, its modules import one another without a cycle, and no function in it is long."""
+"""The layout docs/architecture.md describes holds: the core (harness/) imports no benchmark or
+model module and names none, constants.py is a leaf, only the run and train entry points read
+the CLI's settings, training and reporting sit above the evaluation core, the modules import one
+another without a cycle and at most twelve deep, no function is long, and the wheel installs
+one top-level name."""
 
 from __future__ import annotations
 

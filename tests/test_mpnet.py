@@ -212,7 +212,7 @@ def test_losing_the_race_keeps_the_winners_folder(fake, tmp_path, monkeypatch):
 
 def test_two_processes_assembling_at_once(fake, tmp_path):
     script = (
-        "import sys, baselines.mpnet as m\n"
+        "import sys, harness.baselines.mpnet as m\n"
         "pins = m.Pins(sys.argv[3], int(sys.argv[4]), tuple((int(s), d) for s, d in "
         "(x.split(':') for x in sys.argv[5].split(','))))\n"
         "print(m.mpnet_path(sys.argv[1], cache_dir=sys.argv[2], pins=pins))\n"

@@ -72,7 +72,7 @@ def _flag(action: argparse.Action) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return " ".join(str(text).split()).replace("%%", "%").replace("|", "\\|")
 
 
 def _verb(path: str, parser: argparse.ArgumentParser) -> Iterator[str]:
