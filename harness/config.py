@@ -279,6 +279,13 @@ class TrainConfig:
         help="leave other copies of a query's positive (same content) out of its softmax; "
         "the released loss counts them as negatives",
     )
+    normalize_scores: bool = option(
+        False,
+        flag="--normalize-scores",
+        switch=True,
+        help="divide each query's MaxSim by its number of vectors in the group (a temperature "
+        "per group); the released MetaEmbed config leaves scores unnormalised",
+    )
     tune: str = option("lora", flag="--tune", help="lora | full | frozen")
     lora_r: int = option(32, flag="--lora-r", type=int, minimum=1, help="LoRA rank (32)")
     lora_alpha: int = option(32, flag="--lora-alpha", type=int, minimum=1, help="LoRA alpha (32)")

@@ -25,9 +25,12 @@ TESTS = Path(__file__).parent
 METAEMBED_MINI = TESTS.parent / "baselines" / "checkpoints" / "metaembed-mini"
 
 
-def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=None, mean=True):
-    """Per-pair loops: MaxSim as a sum of maxima, then -log softmax of the target column;
-    the weighted sum over groups, divided by their number (the released reduction) or not."""
+def reference_loss(
+    q, q_len, c, c_len, targets, groups, temperature, exclude=None, mean=True, normalize=False
+):
+    """Per-pair loops: MaxSim as a sum of maxima (over the query's vectors in the group when
+    `normalize`), then -log softmax of the target column; the weighted sum over groups, divided
+    by their number (the released reduction) or not."""
     total = 0.0
     terms = []
     for rq, rc, weight in groups:
@@ -42,6 +45,8 @@ def reference_loss(q, q_len, c, c_len, targets, groups, temperature, exclude=Non
                     score = score + max(
                         torch.dot(q[i, a], c[j, b]) for b in range(min(rc, int(c_len[j])))
                     )
+                if normalize:
+                    score = score / min(rq, int(q_len[i]))
                 row.append((j, score / temperature))
             log_z = torch.logsumexp(torch.stack([s for _, s in row]), dim=0)
             term = term + (log_z - dict(row)[int(targets[i])])
@@ -59,16 +64,16 @@ def test_mmr_loss_and_gradients_match_the_reference():
     exclude = torch.zeros(3, 5, dtype=torch.bool)
     exclude[0, 3] = True  # a copy of query 0's positive
     groups = [(1, 1, 1.0), (2, 4, 0.5), (4, 6, 2.0)]
-    for reduction in ("mean", "sum"):
+    for reduction, normalize in (("mean", False), ("sum", False), ("mean", True)):
         q.grad, c.grad = None, None
         ours, our_terms = mmr_loss(
-            q, q_len, c, c_len, targets, groups, 0.03, exclude=exclude, reduction=reduction
+            q, q_len, c, c_len, targets, groups, 0.03, exclude, reduction, normalize
         )
         ours.backward()
         q_grad, c_grad = q.grad.clone(), c.grad.clone()
         q.grad, c.grad = None, None
         ref, ref_terms = reference_loss(
-            q, q_len, c, c_len, targets, groups, 0.03, exclude, mean=reduction == "mean"
+            q, q_len, c, c_len, targets, groups, 0.03, exclude, reduction == "mean", normalize
         )
         ref.backward()
         assert float(ours) == pytest.approx(float(ref), rel=1e-5)

@@ -181,6 +181,7 @@ def _micro_loss(encoder, examples: list[Example], groups, config: TrainConfig):
         config.temperature,
         exclude=exclude.to(q.vectors.device) if exclude.any() else None,
         reduction=config.group_reduction,
+        normalize=config.normalize_scores,
     )
 
 

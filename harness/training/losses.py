@@ -110,9 +110,14 @@ def mmr_loss(
     temperature: float = DEFAULT_TEMPERATURE,
     exclude: torch.Tensor | None = None,
     reduction: str = "mean",
+    normalize: bool = False,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Weighted sum over groups of InfoNCE on MaxSim of the prefixes, divided by the number of
     groups (`reduction="mean"`, the released loss) or not (`"sum"`); also each group's term.
+    `normalize` divides each query's scores by the number of its vectors in the group (the
+    released class's `normalize_scores`, which its MetaEmbed config turns off): a temperature
+    per group, r_q times the base one, so that no group's logits are sharper for summing more
+    query vectors.
 
     queries [B, n, D]; candidates [M, s, D] (positives, hard negatives, other ranks' items);
     targets [B]: the column of each query's positive; groups: (r_q, r_c[, weight]);
@@ -127,9 +132,10 @@ def mmr_loss(
     terms = []
     for group in groups:
         rq, rc = int(group[0]), int(group[1])
-        scores = maxsim(
-            q_vectors[:, :rq], q_lengths.clamp(max=rq), c_vectors[:, :rc], c_lengths.clamp(max=rc)
-        )
+        used = q_lengths.clamp(max=rq)
+        scores = maxsim(q_vectors[:, :rq], used, c_vectors[:, :rc], c_lengths.clamp(max=rc))
+        if normalize:
+            scores = scores / used.clamp(min=1).to(scores.dtype)[:, None]
         if exclude is not None:
             scores = scores.masked_fill(exclude, float("-inf"))
         terms.append(info_nce(scores, targets, temperature))
