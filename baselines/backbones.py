@@ -167,6 +167,24 @@ def _to(inputs: dict[str, Any], device: str) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
+# Where a text encoder's slots sit among the positions: right after each row's text (as any
+# token would), or at the same positions in every row (`budget`, `budget + 1`, ..., past the
+# longest text the budget allows), so that a slot's position embedding never depends on the
+# length of the text before it.
+SLOT_POSITIONS = ("after", "fixed")
+
+
+def _fixed_slot_positions(rows: list[list[int]], width: int, n_slots: int, budget: int):
+    """position_ids [B, width] for right-padded rows: the text counts from 0, slot i is at
+    `budget + i` in every row, padding at 0 (masked out)."""
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):
+        text = len(row) - n_slots
+        positions[b, :text] = torch.arange(text)
+        positions[b, text : len(row)] = torch.arange(budget, budget + n_slots)
+    return positions
+
+
 class TextBackbone(Backbone):
     """A text encoder through AutoModel / AutoTokenizer (BERT family, MiniLM, ...).
 
@@ -186,10 +204,16 @@ class TextBackbone(Backbone):
         dtype: Any = None,
         max_length: int | None = None,
         ocr: str | None = "auto",
+        slot_positions: str = "after",
     ):
         from transformers import AutoModel
 
         asked_length = int_option("max_length", max_length) if max_length is not None else None
+        if slot_positions not in SLOT_POSITIONS:
+            raise UsageError(
+                f"slot_positions= must be one of {', '.join(SLOT_POSITIONS)}, got {slot_positions!r}"
+            )
+        self.slot_positions = slot_positions
 
         def load(path: str, config: Any) -> torch.nn.Module:
             try:  # fused attention where the architecture has it
@@ -209,6 +233,10 @@ class TextBackbone(Backbone):
             "gemma2",
             "phi3",
         )
+        if slot_positions == "fixed" and self.causal:
+            raise UsageError(
+                f"slot_positions=fixed is for bidirectional text encoders; {name} is causal"
+            )
         self.hidden_size = int(config.hidden_size)
         self.max_positions = _max_positions(config, self.model)
         # sentence-transformers models declare the length they were trained with (256 for MiniLM)
@@ -266,6 +294,8 @@ class TextBackbone(Backbone):
         inputs = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in getattr(self.tokenizer, "model_input_names", []):
             inputs["token_type_ids"] = torch.zeros_like(ids)
+        if n_slots and self.slot_positions == "fixed":
+            inputs["position_ids"] = _fixed_slot_positions(rows, width, n_slots, budget)
         return Prepared(
             _to(inputs, self.device),
             mask.to(self.device),
@@ -582,5 +612,5 @@ def check_adapter_loaded(model: Any, adapter: str) -> None:
         )
 
 
-TEXT_OPTIONS = {"max_length", "ocr"}
+TEXT_OPTIONS = {"max_length", "ocr", "slot_positions"}
 QWEN_OPTIONS = {"max_visual_tokens", "min_visual_tokens", "template", "attn_implementation"}

@@ -195,6 +195,8 @@ class MetaEmbed(BackboneEncoder):
     def preprocessing(self) -> str:
         extra = getattr(self.backbone, "template", "")
         flow = "" if self.attention == "full" or self.backbone.causal else "|attention=paper"
+        if getattr(self.backbone, "slot_positions", "after") != "after":
+            flow += f"|slots={self.backbone.slot_positions}"
         return (
             f"metaembed-v1|{self.backbone.kind}|{extra}|{getattr(self.backbone, 'max_pixels', '')}"
             f"{flow}"
@@ -215,6 +217,12 @@ class MetaEmbed(BackboneEncoder):
             "attention": self.attention,
             "template": getattr(self.backbone, "template", None),
             "meta_init": self.meta_init,
+            # only where it is not the default, so that older configs read the same
+            **(
+                {"slot_positions": self.backbone.slot_positions}
+                if getattr(self.backbone, "slot_positions", "after") != "after"
+                else {}
+            ),
         }
 
 
@@ -261,6 +269,8 @@ def load_metaembed(
     config = read_checkpoint(checkpoint, MetaEmbed.config_file) if checkpoint is not None else {}
     if config.get("template") and "template" not in backbone_options:
         backbone_options["template"] = config["template"]  # the prompts it was trained with
+    if config.get("slot_positions") and "slot_positions" not in backbone_options:
+        backbone_options["slot_positions"] = config["slot_positions"]  # where its slots sat
     for key, given in (
         ("query_tokens", query_tokens),
         ("candidate_tokens", candidate_tokens),

@@ -363,3 +363,50 @@ def test_meta_tokens_can_start_from_a_backbone_token_plus_noise(backbone, start,
     assert torch.cdist(offsets, offsets).fill_diagonal_(1.0).min() > 0  # slots told apart
     with pytest.raises(Exception, match="meta_init= must be one of random, mask, cls"):
         MetaEmbed(backbone, name="m", args={}, meta_init="sep")
+
+
+def test_fixed_slot_positions_give_every_row_the_same_slot_inputs(backbone):
+    """slot_positions=fixed: slot i sits at position `budget + i` in every row, so what enters
+    the encoder at a slot (word + position + type embeddings) no longer depends on the length of
+    the text before it; with the default the slots follow each row's text."""
+    fixed = TextBackbone(MINILM, ocr="none", slot_positions="fixed")
+    for model, same in ((fixed, True), (backbone, False)):
+        prepared = model.prepare(ITEMS[:3], n_slots=4)
+        budget = min(model.max_length, model.max_positions - 4)
+        captured = []
+        hook = model.model.embeddings.register_forward_hook(
+            lambda module, args, output, into=captured: into.append(output.detach())
+        )
+        try:
+            with torch.no_grad():
+                model.hidden_states(prepared)
+        finally:
+            hook.remove()
+        slots = prepared.slot_positions
+        inputs = torch.stack([captured[0][b, slots[b]] for b in range(3)])  # [3, 4, H]
+        if same:
+            ids = prepared.inputs["position_ids"]
+            for b in range(3):  # by hand: text from 0, slots at budget .. budget + 3
+                text = int(slots[b][0])
+                assert ids[b, :text].tolist() == list(range(text))
+                assert ids[b, slots[b]].tolist() == list(range(budget, budget + 4))
+            torch.testing.assert_close(inputs[0], inputs[1])
+            torch.testing.assert_close(inputs[0], inputs[2])
+        else:
+            assert "position_ids" not in prepared.inputs
+            assert not torch.allclose(inputs[0], inputs[1])
+
+
+def test_fixed_slot_positions_are_recorded_and_reloaded(tmp_path):
+    model = load_metaembed(MINILM, slot_positions="fixed", ocr="none", name="m")
+    assert "|slots=fixed" in model.preprocessing()  # its own cache entries
+    q = model.encode(ITEMS, role="query", batch_size=4)
+    torch.testing.assert_close(q.vectors.norm(dim=-1), torch.ones(4, 16))
+    model.save_pretrained(tmp_path / "ckpt")
+    saved = json.loads((tmp_path / "ckpt" / MetaEmbed.config_file).read_text())
+    assert saved["slot_positions"] == "fixed"
+    again = load_metaembed(checkpoint=str(tmp_path / "ckpt"), ocr="none")
+    assert again.backbone.slot_positions == "fixed"
+    assert "slot_positions" not in load_metaembed(MINILM, ocr="none").checkpoint_config()
+    with pytest.raises(Exception, match="slot_positions= must be one of after, fixed"):
+        TextBackbone(MINILM, ocr="none", slot_positions="start")
