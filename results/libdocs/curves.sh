@@ -5,8 +5,8 @@
 #   bash results/libdocs/curves.sh [OUT] [MODEL ...]
 #
 # MODELs, in the default order: metaembed single-mean single-cls metaembed-1x1 (the levers
-# metaembed-init-cls, metaembed-init-mask, metaembed-norm and metaembed-fixed-slots run only
-# when named). Each trains on
+# metaembed-init-cls, metaembed-init-mask, metaembed-norm, metaembed-fixed-slots and
+# metaembed-own-lr run only when named). Each trains on
 # seed 0 over the full train split (3053 queries, 191 steps of 16 per epoch) for 3 epochs at a
 # constant learning rate after 20 warm-up steps, and is evaluated on libdocs-dev before training
 # and every 25 steps (OUT/NAME/dev_scores.jsonl and dev_curve.png). Everything else is the
@@ -54,6 +54,8 @@ for model in "${models[@]}"; do
     metaembed-norm) extra=(--normalize-scores); curve metaembed metaembed-mmr-minilm-norm ;;
     # the slots at the same positions in every row, not right after each row's text
     metaembed-fixed-slots) curve metaembed metaembed-mmr-minilm-fixed-slots ",slot_positions=fixed" ;;
-    *) echo "unknown model $model; use metaembed single-mean single-cls metaembed-1x1 metaembed-init-cls metaembed-init-mask metaembed-norm metaembed-fixed-slots" >&2; exit 2 ;;
+    # the meta tokens' own learning rate ten times the recipe's (1e-2, the last --own-lr wins)
+    metaembed-own-lr) extra=(--own-lr 1e-2); curve metaembed metaembed-mmr-minilm-own-lr ;;
+    *) echo "unknown model $model; use metaembed single-mean single-cls metaembed-1x1 metaembed-init-cls metaembed-init-mask metaembed-norm metaembed-fixed-slots metaembed-own-lr" >&2; exit 2 ;;
   esac
 done
