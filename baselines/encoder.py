@@ -312,13 +312,8 @@ def build_encoder(
     extra = extra or {}
     args = {"backbone": bb.name, **settings, "checkpoint": checkpoint, "dtype": dtype, **extra}
     fallback = default_name if isinstance(default_name, str) else default_name(settings)
-    model = cls(
-        bb,
-        **settings,
-        **extra,
-        name=(name or config.get("name") or fallback) + suffix,
-        args={**args, **options},
-    )
+    name = (name or config.get("name") or fallback) + suffix
+    model = cls(bb, **settings, **extra, name=name, args={**args, **options})
     if checkpoint is not None:
         model.load_own_weights(checkpoint)
     return model
