@@ -264,3 +264,51 @@ def test_the_second_study_says_where_the_curve_weights_are_missing(tmp_path):
     assert out.returncode == 1, out.stderr
     assert "metaembed-mmr-minilm-s0: no trained weights in" in out.stderr and "CURVES" in out.stderr
     assert not (tmp_path / "study").exists()
+
+
+def _finished_run(folder: Path, backbone: str = "sentence-transformers/all-MiniLM-L6-v2") -> Path:
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "state").mkdir()
+    config = {"format": 1, "family": "metaembed", "name": "metaembed-mmr-minilm"}
+    (folder / "metaembed_config.json").write_text(json.dumps({**config, "backbone": backbone}))
+    for name in ("metaembed.safetensors", "adapter/adapter_model.safetensors", "state/optim.pt"):
+        (folder / name).write_bytes(name.encode())
+    for name in ("adapter/adapter_config.json", "train_config.json", "train_log.jsonl"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def test_bundle_script_copies_a_run_as_metaembed_mini_and_refuses_an_unfinished_one(tmp_path):
+    run = _finished_run(tmp_path / "run")
+    target = tmp_path / "bundled"
+    (target / "adapter").mkdir(parents=True)
+    (target / "old.txt").write_text("the previous model")
+
+    def bundle(ckpt: Path) -> subprocess.CompletedProcess:
+        script = ROOT / "results" / "libdocs" / "bundle.sh"
+        args = ["bash", str(script), str(ckpt), str(target)]
+        return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+    refused = bundle(_finished_run(tmp_path / "mpnet", backbone="sentence-transformers/mpnet"))
+    assert refused.returncode != 0 and "all-MiniLM-L6-v2" in refused.stderr
+    (run / "train_log.jsonl").unlink()
+    refused = bundle(run)
+    assert refused.returncode == 2 and "train_log.jsonl is missing" in refused.stderr
+    assert (target / "old.txt").read_text() == "the previous model"  # nothing was touched
+
+    (run / "train_log.jsonl").write_text("{}")
+    done = bundle(run)
+    assert done.returncode == 0, done.stderr
+    copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert copied == [
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "metaembed.safetensors",
+        "metaembed_config.json",
+        "train_config.json",
+        "train_log.jsonl",
+    ]
+    config = json.loads((target / "metaembed_config.json").read_text())
+    assert config["name"] == "metaembed-mini" and config["family"] == "metaembed"
+    assert (target / "metaembed.safetensors").read_bytes() == b"metaembed.safetensors"
+    assert [p.name for p in tmp_path.iterdir() if ".new." in p.name] == []

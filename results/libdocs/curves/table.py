@@ -1,9 +1,12 @@
 """The curves' libdocs-dev scores side by side (nDCG@5 x100), as a markdown table:
 
     python results/libdocs/curves/table.py [--every 25]
+    python results/libdocs/curves/table.py --levers [--from 100]
 
 One column per (run, budget): MetaEmbed's 1x1 and 16x64, each single vector's only budget; a
-run not started yet is left out, a step a run has not reached is blank."""
+run not started yet is left out, a step a run has not reached is blank. `--levers` compares each
+lever with MetaEmbed's own curve at matched steps instead: per budget, the mean, lowest and
+highest difference (points) over the evaluations from step `--from` that both runs reached."""
 
 from __future__ import annotations
 
@@ -37,10 +40,37 @@ def scores(run: str) -> dict[int, dict[str, float]]:
     return {row["step"]: row["scores"] for row in rows}
 
 
+BASE = "metaembed-mmr-minilm"
+BUDGETS = ["1x1", "2x4", "4x8", "8x16", "16x64"]
+
+
+def levers(start: int) -> None:
+    """Each lever against the random start at the steps both reached (from `start` on)."""
+    base = scores(BASE)
+    print("| lever | steps | " + " | ".join(BUDGETS) + " |")
+    print("|---" * (len(BUDGETS) + 2) + "|")
+    for run in dict.fromkeys(r for r, _, _ in COLUMNS if r.startswith(BASE + "-")):
+        lever = scores(run)
+        steps = sorted(s for s in lever if s >= start and s in base)
+        if not steps:
+            continue
+        cells = []
+        for budget in BUDGETS:
+            gaps = [100 * (lever[s][budget] - base[s][budget]) for s in steps]
+            cells.append(f"{sum(gaps) / len(gaps):+.1f} ({min(gaps):+.1f}..{max(gaps):+.1f})")
+        name = run.removeprefix(BASE + "-")
+        print(f"| {name} | {steps[0]}-{steps[-1]} ({len(steps)}) | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=25, help="show every Nth step (25)")
-    every = parser.parse_args().every
+    parser.add_argument("--levers", action="store_true", help="levers against the random start")
+    parser.add_argument("--from", dest="start", type=int, default=100, help="first step (100)")
+    args = parser.parse_args()
+    if args.levers:
+        return levers(args.start)
+    every = args.every
     runs = {run: scores(run) for run, _, _ in COLUMNS}
     columns = [c for c in COLUMNS if runs[c[0]]]
     steps = sorted({s for run, _, _ in columns for s in runs[run] if s % every == 0})
