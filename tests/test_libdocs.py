@@ -312,3 +312,25 @@ def test_bundle_script_copies_a_run_as_metaembed_mini_and_refuses_an_unfinished_
     assert config["name"] == "metaembed-mini" and config["family"] == "metaembed"
     assert (target / "metaembed.safetensors").read_bytes() == b"metaembed.safetensors"
     assert [p.name for p in tmp_path.iterdir() if ".new." in p.name] == []
+
+
+def test_curve_table_compares_a_lever_with_the_random_start_at_matched_steps(tmp_path):
+    budgets = ["1x1", "2x4", "4x8", "8x16", "16x64"]
+
+    def write(run: str, by_step: dict[int, float]) -> None:
+        (tmp_path / run).mkdir()
+        rows = [{"step": s, "scores": dict.fromkeys(budgets, v)} for s, v in by_step.items()]
+        (tmp_path / run / "dev_scores.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows)
+        )
+
+    write("metaembed-mmr-minilm", {0: 0.1, 100: 0.60, 125: 0.62, 150: 0.64, 175: 0.65})
+    # the lever reached step 150; steps before 100 and the base's step 175 are not compared
+    write("metaembed-mmr-minilm-norm", {0: 0.5, 100: 0.61, 125: 0.65, 150: 0.62})
+    script = ROOT / "results" / "libdocs" / "curves" / "table.py"
+    args = [sys.executable, str(script), "--levers", "--curves", str(tmp_path)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    row = [line for line in out.stdout.splitlines() if line.startswith("| norm ")]
+    # gaps +1, +3, -2 points: mean +0.7, lowest -2.0, highest +3.0
+    assert row == ["| norm | 100-150 (3) | " + " | ".join(["+0.7 (-2.0..+3.0)"] * 5) + " |"]

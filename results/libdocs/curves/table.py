@@ -32,8 +32,8 @@ COLUMNS = [
 ]
 
 
-def scores(run: str) -> dict[int, dict[str, float]]:
-    path = HERE / run / "dev_scores.jsonl"
+def scores(run: str, folder: Path = HERE) -> dict[int, dict[str, float]]:
+    path = folder / run / "dev_scores.jsonl"
     if not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -44,13 +44,13 @@ BASE = "metaembed-mmr-minilm"
 BUDGETS = ["1x1", "2x4", "4x8", "8x16", "16x64"]
 
 
-def levers(start: int) -> None:
+def levers(start: int, folder: Path = HERE) -> None:
     """Each lever against the random start at the steps both reached (from `start` on)."""
-    base = scores(BASE)
+    base = scores(BASE, folder)
     print("| lever | steps | " + " | ".join(BUDGETS) + " |")
     print("|---" * (len(BUDGETS) + 2) + "|")
     for run in dict.fromkeys(r for r, _, _ in COLUMNS if r.startswith(BASE + "-")):
-        lever = scores(run)
+        lever = scores(run, folder)
         steps = sorted(s for s in lever if s >= start and s in base)
         if not steps:
             continue
@@ -67,11 +67,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25, help="show every Nth step (25)")
     parser.add_argument("--levers", action="store_true", help="levers against the random start")
     parser.add_argument("--from", dest="start", type=int, default=100, help="first step (100)")
+    parser.add_argument("--curves", type=Path, default=HERE, help="the runs' folder (this one)")
     args = parser.parse_args()
     if args.levers:
-        return levers(args.start)
+        return levers(args.start, args.curves)
     every = args.every
-    runs = {run: scores(run) for run, _, _ in COLUMNS}
+    runs = {run: scores(run, args.curves) for run, _, _ in COLUMNS}
     columns = [c for c in COLUMNS if runs[c[0]]]
     steps = sorted({s for run, _, _ in columns for s in runs[run] if s % every == 0})
     print("| step | " + " | ".join(label for _, _, label in columns) + " |")
