@@ -266,6 +266,30 @@ def test_the_second_study_says_where_the_curve_weights_are_missing(tmp_path):
     assert not (tmp_path / "study").exists()
 
 
+@pytest.mark.parametrize("lever, status", [("norm", 1), ("fixed-slots", 1), ("temperature", 2)])
+def test_the_second_study_takes_metaembed_seed_0_from_the_chosen_levers_curve(
+    tmp_path, lever, status
+):
+    """With LEVER set, MetaEmbed's seed 0 is that lever's curve run (curves.sh's name); an
+    unknown lever is refused before anything runs."""
+    (tmp_path / "curves" / "metaembed-mmr-minilm" / "adapter").mkdir(parents=True)
+    (tmp_path / "curves/metaembed-mmr-minilm/adapter/adapter_model.safetensors").write_bytes(b"")
+    out = subprocess.run(
+        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
+        cwd=ROOT,
+        env={**os.environ, "CURVES": str(tmp_path / "curves"), "LEVER": lever},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == status, out.stderr
+    if status == 1:
+        assert f"no trained weights in {tmp_path}/curves/metaembed-mmr-minilm-{lever}" in out.stderr
+    else:
+        assert f"unknown LEVER={lever}" in out.stderr
+    assert not (tmp_path / "study").exists()
+
+
 def _finished_run(folder: Path, backbone: str = "sentence-transformers/all-MiniLM-L6-v2") -> Path:
     (folder / "adapter").mkdir(parents=True)
     (folder / "state").mkdir()

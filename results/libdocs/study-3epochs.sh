@@ -20,9 +20,11 @@
 #   cls-1x1  single-cls and the 1-slot MetaEmbed with seeds 1 and 2
 #
 # The default stages are what about 10 hours of 2 CPU cores allow (results/libdocs/curves/
-# README.md gives the timings); nommr and cls-1x1 run when named. MetaEmbed's meta tokens start
-# as META_INIT says (random, cls or mask; default random), the initialisation chosen on dev by
-# the curves; its seed 0 is that curve's run. Every stage resumes: training
+# README.md gives the timings); nommr and cls-1x1 run when named. LEVER names the MetaEmbed
+# recipe chosen on dev by the curves: none (the default: random meta tokens, the recipe above),
+# init-cls (meta_init=cls), norm (--normalize-scores), fixed-slots (slot_positions=fixed) or
+# own-lr (--own-lr 1e-2), as in curves.sh; MetaEmbed's seed 0 is then that lever's curve run
+# and its other seeds (and nommr) train with it. Every stage resumes: training
 # continues from its last saved state (every 5 steps) and finished result files are skipped.
 # THREADS (default 1) sets torch's threads per process, so that two runs can share two cores.
 set -euo pipefail
@@ -44,7 +46,7 @@ done
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 py=${PYTHON:-python}
 curves=${CURVES:-results/libdocs/curves}
-meta_init=${META_INIT:-random}
+lever=${LEVER:-none}
 minilm=sentence-transformers/all-MiniLM-L6-v2
 recipe=(--data libdocs --epochs 3 --batch-size 16 --warmup 20 --schedule constant --lr 2e-4
         --own-lr 1e-3 --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout
@@ -76,10 +78,18 @@ train() {
   evaluate "$family" "$ckpt" "$name" "$seed"
 }
 
+# MetaEmbed's recipe: the lever's model argument and train flags (curves.sh's, the same names)
+lever_arg="" lever_flags=()
+case $lever in
+  none) ;;
+  init-cls) lever_arg=",meta_init=cls" ;;
+  norm) lever_flags=(--normalize-scores) ;;
+  fixed-slots) lever_arg=",slot_positions=fixed" ;;
+  own-lr) lever_flags=(--own-lr 1e-2) ;;
+  *) echo "unknown LEVER=$lever; use none, init-cls, norm, fixed-slots or own-lr" >&2; exit 2 ;;
+esac
 metaembed_curve=metaembed-mmr-minilm
-[ "$meta_init" = random ] || metaembed_curve=metaembed-mmr-minilm-init-$meta_init
-init_arg=""
-[ "$meta_init" = random ] || init_arg=",meta_init=$meta_init"
+[ "$lever" = none ] || metaembed_curve=metaembed-mmr-minilm-$lever
 
 for stage in "${stages[@]}"; do
   echo "== $stage ($(date -u +%H:%M:%S))"
@@ -96,10 +106,10 @@ for stage in "${stages[@]}"; do
       ;;
     s1 | s2)
       seed=${stage#s}
-      train metaembed metaembed-mmr-minilm "$seed" "$init_arg"
+      train metaembed metaembed-mmr-minilm "$seed" "$lever_arg" ${lever_flags[@]+"${lever_flags[@]}"}
       train single-mean single-mean-ft-minilm "$seed" ""
       ;;
-    nommr) train metaembed metaembed-nommr-minilm 0 "$init_arg" --objective nommr ;;
+    nommr) train metaembed metaembed-nommr-minilm 0 "$lever_arg" --objective nommr ${lever_flags[@]+"${lever_flags[@]}"} ;;
     cls-1x1)
       for seed in 1 2; do
         train single-cls single-cls-ft-minilm "$seed" ""
