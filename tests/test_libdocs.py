@@ -358,3 +358,55 @@ def test_curve_table_compares_a_lever_with_the_random_start_at_matched_steps(tmp
     row = [line for line in out.stdout.splitlines() if line.startswith("| norm ")]
     # gaps +1, +3, -2 points: mean +0.7, lowest -2.0, highest +3.0
     assert row == ["| norm | 100-150 (3) | " + " | ".join(["+0.7 (-2.0..+3.0)"] * 5) + " |"]
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# stands in for python: records each command; `train` leaves weights where --output says
+echo "$*" >> "$CALLS"
+if [ "$3" = train ]; then
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --output ]; then mkdir -p "$2/adapter"; touch "$2/adapter/adapter_model.safetensors"; fi
+    shift
+  done
+fi
+"""
+
+
+@pytest.mark.parametrize(
+    "stage, lever, expected",
+    [
+        ("single-s1", "none", [("single-mean", "--seed 1", "")]),
+        ("mmr-s2", "norm", [("metaembed", "--seed 2", "--normalize-scores")]),
+        (
+            "s1",
+            "init-cls",
+            [("metaembed", "--seed 1", "meta_init=cls"), ("single-mean", "--seed 1", "")],
+        ),
+    ],
+)
+def test_the_second_study_trains_what_each_stage_names(tmp_path, stage, lever, expected):
+    """The commands a stage runs (recorded by a stand-in for python): which model, seed and
+    lever is trained, each followed by its evaluation on the test tasks."""
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "LEVER": lever}
+    out = subprocess.run(
+        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), stage],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2 * len(expected)
+    for (family, seed, lever_part), train, run in zip(
+        expected, lines[::2], lines[1::2], strict=True
+    ):
+        assert train.startswith(f"-m harness train --model {family} ") and seed in train
+        assert lever_part in train and "--epochs 3" in train
+        assert run.startswith(f"-m harness run --model {family} ") and "--tasks libdocs" in run
+        assert "--normalize-scores" not in train or family == "metaembed"

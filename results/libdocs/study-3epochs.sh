@@ -16,6 +16,7 @@
 #   s0       evaluate the curve runs (MetaEmbed, single-mean, single-cls, the 1-slot MetaEmbed)
 #   zero-shot  MiniLM as released (mean pooling), for the unflattering claim
 #   s1 s2    train and evaluate MetaEmbed (MMR) and single-mean with seeds 1 and 2
+#            (mmr-s1 mmr-s2 single-s1 single-s2: one model of them, to run two side by side)
 #   nommr    MetaEmbed without nesting (--objective nommr), seed 0
 #   cls-1x1  single-cls and the 1-slot MetaEmbed with seeds 1 and 2
 #
@@ -32,7 +33,7 @@ cd "$(dirname "$0")/../.."
 out=${1:-results/runs/libdocs-3epochs}
 shift || true
 stages=("$@")
-all_stages="s0 zero-shot s1 s2 nommr cls-1x1"
+all_stages="s0 zero-shot s1 s2 mmr-s1 mmr-s2 single-s1 single-s2 nommr cls-1x1"
 case " $all_stages " in
   *" $out "*) echo "the first argument is the output folder, then the stages: study-3epochs.sh OUT $out" >&2; exit 2 ;;
 esac
@@ -104,10 +105,14 @@ for stage in "${stages[@]}"; do
       "$py" -m harness run --model single-mean --model-args "backbone=$minilm,max_length=512,name=single-mean-minilm" \
         --output "$out/zero-shot" "${tasks[@]}"
       ;;
-    s1 | s2)
-      seed=${stage#s}
-      train metaembed metaembed-mmr-minilm "$seed" "$lever_arg" ${lever_flags[@]+"${lever_flags[@]}"}
-      train single-mean single-mean-ft-minilm "$seed" ""
+    s1 | s2 | mmr-s1 | mmr-s2 | single-s1 | single-s2)
+      seed=${stage##*s}
+      if [ "${stage#single}" = "$stage" ]; then
+        train metaembed metaembed-mmr-minilm "$seed" "$lever_arg" ${lever_flags[@]+"${lever_flags[@]}"}
+      fi
+      if [ "${stage#mmr}" = "$stage" ]; then
+        train single-mean single-mean-ft-minilm "$seed" ""
+      fi
       ;;
     nommr) train metaembed metaembed-nommr-minilm 0 "$lever_arg" --objective nommr ${lever_flags[@]+"${lever_flags[@]}"} ;;
     cls-1x1)
