@@ -1,10 +1,11 @@
 """The curves' libdocs-dev scores side by side (nDCG@5 x100), as a markdown table:
 
-    python results/libdocs/curves/table.py [--every 25]
+    python results/libdocs/curves/table.py [--every 25] [--all]
     python results/libdocs/curves/table.py --levers [--from 100]
 
-One column per (run, budget): MetaEmbed's 1x1 and 16x64, each single vector's only budget; a
-run not started yet is left out, a step a run has not reached is blank. `--levers` compares each
+One column per (run, budget): MetaEmbed's 1x1 and 16x64 (with random meta tokens and with the
+lever adopted), each single vector's only budget (`--all` adds the other levers); a run not
+started yet is left out, a step a run has not reached is blank. `--levers` compares each
 lever with MetaEmbed's own curve at matched steps instead: per budget, the mean, lowest and
 highest difference (points) over the evaluations from step `--from` that both runs reached."""
 
@@ -15,20 +16,23 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
+# (run, budget, label); the levers not adopted are shown with --all
 COLUMNS = [
     ("metaembed-mmr-minilm", "1x1", "MetaEmbed 1x1"),
     ("metaembed-mmr-minilm", "16x64", "MetaEmbed 16x64"),
-    ("metaembed-mmr-minilm-init-cls", "1x1", "init=cls 1x1"),
-    ("metaembed-mmr-minilm-init-cls", "16x64", "init=cls 16x64"),
     ("metaembed-mmr-minilm-norm", "1x1", "norm 1x1"),
     ("metaembed-mmr-minilm-norm", "16x64", "norm 16x64"),
+    ("single-mean-ft-minilm", "1x1", "single-mean"),
+    ("single-cls-ft-minilm", "1x1", "single-cls"),
+    ("metaembed-1x1-minilm", "1x1", "MetaEmbed 1-slot"),
+]
+OTHER_LEVERS = [
+    ("metaembed-mmr-minilm-init-cls", "1x1", "init=cls 1x1"),
+    ("metaembed-mmr-minilm-init-cls", "16x64", "init=cls 16x64"),
     ("metaembed-mmr-minilm-fixed-slots", "1x1", "fixed slots 1x1"),
     ("metaembed-mmr-minilm-fixed-slots", "16x64", "fixed slots 16x64"),
     ("metaembed-mmr-minilm-own-lr", "1x1", "own-lr 1e-2 1x1"),
     ("metaembed-mmr-minilm-own-lr", "16x64", "own-lr 1e-2 16x64"),
-    ("single-mean-ft-minilm", "1x1", "single-mean"),
-    ("single-cls-ft-minilm", "1x1", "single-cls"),
-    ("metaembed-1x1-minilm", "1x1", "MetaEmbed 1-slot"),
 ]
 
 
@@ -49,7 +53,7 @@ def levers(start: int, folder: Path = HERE) -> None:
     base = scores(BASE, folder)
     print("| lever | steps | " + " | ".join(BUDGETS) + " |")
     print("|---" * (len(BUDGETS) + 2) + "|")
-    for run in dict.fromkeys(r for r, _, _ in COLUMNS if r.startswith(BASE + "-")):
+    for run in dict.fromkeys(r for r, _, _ in COLUMNS + OTHER_LEVERS if r.startswith(BASE + "-")):
         lever = scores(run, folder)
         steps = sorted(s for s in lever if s >= start and s in base)
         if not steps:
@@ -65,6 +69,7 @@ def levers(start: int, folder: Path = HERE) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=25, help="show every Nth step (25)")
+    parser.add_argument("--all", action="store_true", help="every lever's columns too")
     parser.add_argument("--levers", action="store_true", help="levers against the random start")
     parser.add_argument("--from", dest="start", type=int, default=100, help="first step (100)")
     parser.add_argument("--curves", type=Path, default=HERE, help="the runs' folder (this one)")
@@ -72,8 +77,9 @@ def main() -> None:
     if args.levers:
         return levers(args.start, args.curves)
     every = args.every
-    runs = {run: scores(run, args.curves) for run, _, _ in COLUMNS}
-    columns = [c for c in COLUMNS if runs[c[0]]]
+    table = COLUMNS + OTHER_LEVERS if args.all else COLUMNS
+    runs = {run: scores(run, args.curves) for run, _, _ in table}
+    columns = [c for c in table if runs[c[0]]]
     steps = sorted({s for run, _, _ in columns for s in runs[run] if s % every == 0})
     print("| step | " + " | ".join(label for _, _, label in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
