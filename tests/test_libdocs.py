@@ -358,6 +358,9 @@ def test_curve_table_compares_a_lever_with_the_random_start_at_matched_steps(tmp
     row = [line for line in out.stdout.splitlines() if line.startswith("| norm ")]
     # gaps +1, +3, -2 points: mean +0.7, lowest -2.0, highest +3.0
     assert row == ["| norm | 100-150 (3) | " + " | ".join(["+0.7 (-2.0..+3.0)"] * 5) + " |"]
+    out = subprocess.run([*args, "--to", "125"], capture_output=True, text=True, timeout=60)
+    row = [line for line in out.stdout.splitlines() if line.startswith("| norm ")]
+    assert row == ["| norm | 100-125 (2) | " + " | ".join(["+2.0 (+1.0..+3.0)"] * 5) + " |"]
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash

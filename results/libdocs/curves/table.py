@@ -1,13 +1,14 @@
 """The curves' libdocs-dev scores side by side (nDCG@5 x100), as a markdown table:
 
     python results/libdocs/curves/table.py [--every 25] [--all]
-    python results/libdocs/curves/table.py --levers [--from 100]
+    python results/libdocs/curves/table.py --levers [--from 100] [--to STEP]
 
 One column per (run, budget): MetaEmbed's 1x1 and 16x64 (with random meta tokens and with the
 lever adopted), each single vector's only budget (`--all` adds the other levers); a run not
 started yet is left out, a step a run has not reached is blank. `--levers` compares each
 lever with MetaEmbed's own curve at matched steps instead: per budget, the mean, lowest and
-highest difference (points) over the evaluations from step `--from` that both runs reached."""
+highest difference (points) over the evaluations from step `--from` (to `--to`) that both runs
+reached."""
 
 from __future__ import annotations
 
@@ -48,14 +49,14 @@ BASE = "metaembed-mmr-minilm"
 BUDGETS = ["1x1", "2x4", "4x8", "8x16", "16x64"]
 
 
-def levers(start: int, folder: Path = HERE) -> None:
-    """Each lever against the random start at the steps both reached (from `start` on)."""
+def levers(start: int, folder: Path = HERE, stop: int | None = None) -> None:
+    """Each lever against the random start at the steps both reached, from `start` to `stop`."""
     base = scores(BASE, folder)
     print("| lever | steps | " + " | ".join(BUDGETS) + " |")
     print("|---" * (len(BUDGETS) + 2) + "|")
     for run in dict.fromkeys(r for r, _, _ in COLUMNS + OTHER_LEVERS if r.startswith(BASE + "-")):
         lever = scores(run, folder)
-        steps = sorted(s for s in lever if s >= start and s in base)
+        steps = sorted(s for s in lever if s >= start and s in base and (stop is None or s <= stop))
         if not steps:
             continue
         cells = []
@@ -72,10 +73,11 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="every lever's columns too")
     parser.add_argument("--levers", action="store_true", help="levers against the random start")
     parser.add_argument("--from", dest="start", type=int, default=100, help="first step (100)")
+    parser.add_argument("--to", dest="stop", type=int, help="last step (the last both reached)")
     parser.add_argument("--curves", type=Path, default=HERE, help="the runs' folder (this one)")
     args = parser.parse_args()
     if args.levers:
-        return levers(args.start, args.curves)
+        return levers(args.start, args.curves, args.stop)
     every = args.every
     table = COLUMNS + OTHER_LEVERS if args.all else COLUMNS
     runs = {run: scores(run, args.curves) for run, _, _ in table}
