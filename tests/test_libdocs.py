@@ -413,3 +413,84 @@ def test_the_second_study_trains_what_each_stage_names(tmp_path, stage, lever, e
         assert lever_part in train and "--epochs 3" in train
         assert run.startswith(f"-m harness run --model {family} ") and "--tasks libdocs" in run
         assert "--normalize-scores" not in train or family == "metaembed"
+
+
+def _fake_python(tmp_path: Path) -> tuple[Path, Path]:
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    return fake, tmp_path / "calls.txt"
+
+
+def test_every_model_the_second_claims_file_reads_is_one_the_study_writes(tmp_path):
+    """claims-3epochs.toml names result files by model name: each must be one that some stage of
+    study-3epochs.sh writes (recorded by the stand-in python), or its claim could never run."""
+    import tomllib
+
+    fake, calls = _fake_python(tmp_path)
+    curves = tmp_path / "curves"
+    for run in ("metaembed-mmr-minilm-norm", "single-mean-ft-minilm", "single-cls-ft-minilm"):
+        (curves / run / "adapter").mkdir(parents=True)
+        (curves / run / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    (curves / "metaembed-1x1-minilm").symlink_to(curves / "single-cls-ft-minilm")
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "CURVES": str(curves)}
+    stages = ["s0", "zero-shot", "s1", "s2", "nommr", "cls-1x1"]
+    out = subprocess.run(
+        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), *stages],
+        cwd=ROOT,
+        env={**env, "LEVER": "norm"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    runs = [line for line in calls.read_text().splitlines() if line.startswith("-m harness run")]
+    written = {re.search(r"name=([\w.-]+)", line).group(1) for line in runs}
+    assert "naive-multi-minilm" in written and "single-mean-minilm" in written
+    spec = tomllib.loads((ROOT / "results" / "libdocs" / "claims-3epochs.toml").read_text())
+    read = {model for models in spec["systems"].values() for model in models}
+    assert read <= written, sorted(read - written)
+    named = {
+        c.split("@")[0].strip() for claim in spec["claims"] for p in claim["comparisons"] for c in p
+    }
+    assert named <= set(spec["systems"]), sorted(named - set(spec["systems"]))
+
+
+LEVER_PARTS = r"--normalize-scores|--own-lr 1e-2|,meta_init=\w+|,slot_positions=\w+"
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("metaembed-norm", ["--normalize-scores"]),
+        ("metaembed-init-cls", [",meta_init=cls"]),
+        ("metaembed-fixed-slots", [",slot_positions=fixed"]),
+        ("metaembed-own-lr", ["--own-lr 1e-2"]),
+    ],
+)
+def test_the_curves_train_each_lever_as_the_study_does(tmp_path, model, expected):
+    """curves.sh and study-3epochs.sh read one lever table (levers.sh): a lever's curve run and
+    the study's MetaEmbed seeds with that LEVER get the same model argument and flags."""
+    fake, calls = _fake_python(tmp_path)
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls)}
+
+    def trained(script: str, arg: str, lever: str = "none") -> str:
+        out = subprocess.run(
+            ["bash", f"results/libdocs/{script}", str(tmp_path / script), arg],
+            cwd=ROOT,
+            env={**env, "LEVER": lever},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        train = calls.read_text().splitlines()[0]
+        calls.unlink()
+        return train
+
+    curve = trained("curves.sh", model)
+    assert f"--output {tmp_path}/curves.sh/metaembed-mmr-minilm-{model[10:]} " in curve
+    assert re.findall(LEVER_PARTS, curve) == expected and "--eval-every 25" in curve
+    seed = trained("study-3epochs.sh", "mmr-s1", lever=model[10:])
+    assert re.findall(LEVER_PARTS, seed) == expected and "--seed 1" in seed
+    assert re.findall(LEVER_PARTS, trained("study-3epochs.sh", "mmr-s2")) == []

@@ -24,6 +24,7 @@ models=("$@")
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 py=${PYTHON:-python}
 minilm=sentence-transformers/all-MiniLM-L6-v2
+. results/libdocs/levers.sh
 
 recipe=(--data libdocs --epochs 3 --batch-size 16 --warmup 20 --schedule constant --lr 2e-4
         --own-lr 1e-3 --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout --seed 0
@@ -46,16 +47,14 @@ for model in "${models[@]}"; do
     # one query and one candidate slot, trained on the single group 1x1: MetaEmbed's readout at
     # its smallest size, the analogue of the paper's last-token single vector
     metaembed-1x1) extra=(--groups 1x1); curve metaembed metaembed-1x1-minilm ",query_tokens=1,candidate_tokens=1" ;;
-    # levers tried on dev because MetaEmbed trails once flat (the study plan, step 2): the meta
-    # tokens start from the backbone's [CLS] or [MASK] embedding plus small noise
-    metaembed-init-cls) curve metaembed metaembed-mmr-minilm-init-cls ",meta_init=cls" ;;
+    # levers tried on dev because MetaEmbed trails once flat (the study plan, step 2), one
+    # change each to MetaEmbed's recipe (levers.sh says what each changes); the [MASK] start
+    # was ruled out before training (it reads worse than random)
     metaembed-init-mask) curve metaembed metaembed-mmr-minilm-init-mask ",meta_init=mask" ;;
-    # a temperature per group: each query's MaxSim divided by its number of vectors
-    metaembed-norm) extra=(--normalize-scores); curve metaembed metaembed-mmr-minilm-norm ;;
-    # the slots at the same positions in every row, not right after each row's text
-    metaembed-fixed-slots) curve metaembed metaembed-mmr-minilm-fixed-slots ",slot_positions=fixed" ;;
-    # the meta tokens' own learning rate ten times the recipe's (1e-2, the last --own-lr wins)
-    metaembed-own-lr) extra=(--own-lr 1e-2); curve metaembed metaembed-mmr-minilm-own-lr ;;
+    metaembed-init-cls | metaembed-norm | metaembed-fixed-slots | metaembed-own-lr)
+      lever_recipe "${model#metaembed-}"
+      extra=(${lever_flags[@]+"${lever_flags[@]}"})
+      curve metaembed "metaembed-mmr-minilm-${model#metaembed-}" "$lever_arg" ;;
     *) echo "unknown model $model; use metaembed single-mean single-cls metaembed-1x1 metaembed-init-cls metaembed-init-mask metaembed-norm metaembed-fixed-slots metaembed-own-lr" >&2; exit 2 ;;
   esac
 done

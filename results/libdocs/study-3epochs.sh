@@ -14,7 +14,8 @@
 # one model by `report --seeds mean`); claims-3epochs.toml holds the claims read from OUT. STAGES, in the default order:
 #
 #   s0       evaluate the curve runs (MetaEmbed, single-mean, single-cls, the 1-slot MetaEmbed)
-#   zero-shot  MiniLM as released (mean pooling), for the unflattering claim
+#   zero-shot  MiniLM as released: mean pooling and the naive chunked multi-vector reading,
+#            for the unflattering claims
 #   s1 s2    train and evaluate MetaEmbed (MMR) and single-mean with seeds 1 and 2
 #            (mmr-s1 mmr-s2 single-s1 single-s2: one model of them, to run two side by side)
 #   nommr    MetaEmbed without nesting (--objective nommr), seed 0
@@ -79,16 +80,9 @@ train() {
   evaluate "$family" "$ckpt" "$name" "$seed"
 }
 
-# MetaEmbed's recipe: the lever's model argument and train flags (curves.sh's, the same names)
-lever_arg="" lever_flags=()
-case $lever in
-  none) ;;
-  init-cls) lever_arg=",meta_init=cls" ;;
-  norm) lever_flags=(--normalize-scores) ;;
-  fixed-slots) lever_arg=",slot_positions=fixed" ;;
-  own-lr) lever_flags=(--own-lr 1e-2) ;;
-  *) echo "unknown LEVER=$lever; use none, init-cls, norm, fixed-slots or own-lr" >&2; exit 2 ;;
-esac
+# MetaEmbed's recipe: the lever's model argument and train flags (levers.sh, shared with curves.sh)
+. results/libdocs/levers.sh
+lever_recipe "$lever" || exit 2
 metaembed_curve=metaembed-mmr-minilm
 [ "$lever" = none ] || metaembed_curve=metaembed-mmr-minilm-$lever
 
@@ -103,6 +97,8 @@ for stage in "${stages[@]}"; do
       ;;
     zero-shot)
       "$py" -m harness run --model single-mean --model-args "backbone=$minilm,max_length=512,name=single-mean-minilm" \
+        --output "$out/zero-shot" "${tasks[@]}"
+      "$py" -m harness run --model naive-multi --model-args "backbone=$minilm,max_length=512,name=naive-multi-minilm" \
         --output "$out/zero-shot" "${tasks[@]}"
       ;;
     s1 | s2 | mmr-s1 | mmr-s2 | single-s1 | single-s2)
