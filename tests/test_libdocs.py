@@ -266,6 +266,26 @@ def test_the_second_study_says_where_the_curve_weights_are_missing(tmp_path):
     assert not (tmp_path / "study").exists()
 
 
+def test_the_second_study_refuses_to_evaluate_a_curve_run_still_training(tmp_path):
+    """A curve run saves its weights every 5 steps: seed 0 is evaluated only once its log has
+    reached the steps its config asks for, or a half-trained model's result file would stand."""
+    run = tmp_path / "curves" / "metaembed-mmr-minilm"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+    trained(run, steps=573, reached=505)
+    out = subprocess.run(
+        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
+        cwd=ROOT,
+        env={**os.environ, "CURVES": str(tmp_path / "curves")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stderr
+    assert f"metaembed-mmr-minilm-s0: the training run in {run} has not finished" in out.stderr
+    assert not (tmp_path / "study").exists()
+
+
 @pytest.mark.parametrize("lever, status", [("norm", 1), ("fixed-slots", 1), ("temperature", 2)])
 def test_the_second_study_takes_metaembed_seed_0_from_the_chosen_levers_curve(
     tmp_path, lever, status
@@ -297,8 +317,18 @@ def _finished_run(folder: Path, backbone: str = "sentence-transformers/all-MiniL
     (folder / "metaembed_config.json").write_text(json.dumps({**config, "backbone": backbone}))
     for name in ("metaembed.safetensors", "adapter/adapter_model.safetensors", "state/optim.pt"):
         (folder / name).write_bytes(name.encode())
-    for name in ("adapter/adapter_config.json", "train_config.json", "train_log.jsonl"):
-        (folder / name).write_text("{}")
+    (folder / "adapter/adapter_config.json").write_text("{}")
+    trained(folder, steps=573)
+    return folder
+
+
+def trained(folder: Path, steps: int, reached: int | None = None) -> Path:
+    """A training run's config and log as `harness train` writes them, its last logged step
+    `reached` (default: all `steps`)."""
+    config = {"model": "metaembed", "output": str(folder), "steps": steps, "epochs": 3.0}
+    (folder / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log = [{"step": s, "loss": 1.0 / s} for s in range(1, (reached or steps) + 1)]
+    (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return folder
 
 
@@ -320,7 +350,12 @@ def test_bundle_script_copies_a_run_as_metaembed_mini_and_refuses_an_unfinished_
     assert refused.returncode == 2 and "train_log.jsonl is missing" in refused.stderr
     assert (target / "old.txt").read_text() == "the previous model"  # nothing was touched
 
-    (run / "train_log.jsonl").write_text("{}")
+    trained(run, steps=573, reached=570)  # saved at step 570, still training
+    refused = bundle(run)
+    assert refused.returncode == 2 and "has not finished" in refused.stderr
+    assert (target / "old.txt").read_text() == "the previous model"
+
+    trained(run, steps=573)
     done = bundle(run)
     assert done.returncode == 0, done.stderr
     copied = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
@@ -368,7 +403,11 @@ FAKE_PYTHON = """#!/usr/bin/env bash
 echo "$*" >> "$CALLS"
 if [ "$3" = train ]; then
   while [ $# -gt 0 ]; do
-    if [ "$1" = --output ]; then mkdir -p "$2/adapter"; touch "$2/adapter/adapter_model.safetensors"; fi
+    if [ "$1" = --output ]; then
+      mkdir -p "$2/adapter"; touch "$2/adapter/adapter_model.safetensors"
+      printf '{\n  "steps": 573,\n  "epochs": 3.0\n}\n' > "$2/train_config.json"
+      echo '{"step": 573, "loss": 0.1}' > "$2/train_log.jsonl"
+    fi
     shift
   done
 fi
@@ -432,6 +471,7 @@ def test_every_model_the_second_claims_file_reads_is_one_the_study_writes(tmp_pa
     for run in ("metaembed-mmr-minilm-norm", "single-mean-ft-minilm", "single-cls-ft-minilm"):
         (curves / run / "adapter").mkdir(parents=True)
         (curves / run / "adapter" / "adapter_model.safetensors").write_bytes(b"")
+        trained(curves / run, steps=573)
     (curves / "metaembed-1x1-minilm").symlink_to(curves / "single-cls-ft-minilm")
     env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "CURVES": str(curves)}
     stages = ["s0", "zero-shot", "s1", "s2", "nommr", "cls-1x1"]
@@ -469,7 +509,7 @@ LEVER_PARTS = r"--normalize-scores|--own-lr 1e-2|,meta_init=\w+|,slot_positions=
     ],
 )
 def test_the_curves_train_each_lever_as_the_study_does(tmp_path, model, expected):
-    """curves.sh and study-3epochs.sh read one lever table (levers.sh): a lever's curve run and
+    """curves.sh and study-3epochs.sh read one lever table (lib.sh): a lever's curve run and
     the study's MetaEmbed seeds with that LEVER get the same model argument and flags."""
     fake, calls = _fake_python(tmp_path)
     env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls)}

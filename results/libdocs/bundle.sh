@@ -20,6 +20,11 @@ for need in metaembed_config.json metaembed.safetensors adapter/adapter_model.sa
     exit 2
   fi
 done
+. results/libdocs/lib.sh
+if ! run_finished "$ckpt"; then
+  echo "bundle.sh: the training run in $ckpt has not finished (its train_log.jsonl stops before the steps in its train_config.json); finish it first" >&2
+  exit 2
+fi
 "$py" - "$ckpt/metaembed_config.json" <<'EOF'
 import json, sys
 config = json.load(open(sys.argv[1]))

@@ -24,7 +24,7 @@ models=("$@")
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=${THREADS:-1} MKL_NUM_THREADS=${THREADS:-1}
 py=${PYTHON:-python}
 minilm=sentence-transformers/all-MiniLM-L6-v2
-. results/libdocs/levers.sh
+. results/libdocs/lib.sh
 
 recipe=(--data libdocs --epochs 3 --batch-size 16 --warmup 20 --schedule constant --lr 2e-4
         --own-lr 1e-3 --lora-r 32 --lora-alpha 32 --temperature 0.03 --no-dropout --seed 0
@@ -48,7 +48,7 @@ for model in "${models[@]}"; do
     # its smallest size, the analogue of the paper's last-token single vector
     metaembed-1x1) extra=(--groups 1x1); curve metaembed metaembed-1x1-minilm ",query_tokens=1,candidate_tokens=1" ;;
     # levers tried on dev because MetaEmbed trails once flat (the study plan, step 2), one
-    # change each to MetaEmbed's recipe (levers.sh says what each changes); the [MASK] start
+    # change each to MetaEmbed's recipe (lib.sh says what each changes); the [MASK] start
     # was ruled out before training (it reads worse than random)
     metaembed-init-mask) curve metaembed metaembed-mmr-minilm-init-mask ",meta_init=mask" ;;
     metaembed-init-cls | metaembed-norm | metaembed-fixed-slots | metaembed-own-lr)

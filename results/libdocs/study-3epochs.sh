@@ -62,6 +62,10 @@ evaluate() {
     echo "$name-s$seed: no trained weights in $ckpt (set CURVES to the folder of the curve runs)" >&2
     exit 1
   fi
+  if ! run_finished "$ckpt"; then
+    echo "$name-s$seed: the training run in $ckpt has not finished (its train_log.jsonl stops before the steps in its train_config.json); finish it with the command that started it, which resumes" >&2
+    exit 1
+  fi
   "$py" -m harness run --model "$family" --model-args "checkpoint=$ckpt,max_length=512,name=$name-s$seed" \
     --output "$out/seed$seed" "${tasks[@]}"
 }
@@ -80,8 +84,8 @@ train() {
   evaluate "$family" "$ckpt" "$name" "$seed"
 }
 
-# MetaEmbed's recipe: the lever's model argument and train flags (levers.sh, shared with curves.sh)
-. results/libdocs/levers.sh
+# MetaEmbed's recipe: the lever's model argument and train flags (lib.sh, shared with curves.sh)
+. results/libdocs/lib.sh
 lever_recipe "$lever" || exit 2
 metaembed_curve=metaembed-mmr-minilm
 [ "$lever" = none ] || metaembed_curve=metaembed-mmr-minilm-$lever

@@ -1,7 +1,12 @@
-# MetaEmbed's levers tried on libdocs-dev (results/libdocs/curves/README.md), sourced by
-# curves.sh and study-3epochs.sh so that both train a lever with the same settings.
+# Shell functions shared by the libdocs scripts (curves.sh, study-3epochs.sh, bundle.sh).
 #
 #   lever_recipe LEVER   sets lever_arg (appended to --model-args) and lever_flags (train flags)
+#                        for one of MetaEmbed's levers tried on libdocs-dev
+#                        (results/libdocs/curves/README.md), so that a lever's curve run and the
+#                        study's seeds train it with the same settings
+#   run_finished DIR     succeeds when the training run in DIR has reached the step count its
+#                        train_config.json asks for (its train_log.jsonl's last step), so that
+#                        no half-trained checkpoint is evaluated or bundled by mistake
 #
 # none: the recipe as it is (random meta tokens); init-cls: the meta tokens start from the
 # backbone's [CLS] embedding plus small noise; norm: a temperature per group (each query's
@@ -19,4 +24,11 @@ lever_recipe() {
     own-lr) lever_flags=(--own-lr 1e-2) ;;
     *) echo "unknown LEVER=$1; use one of: $levers" >&2; return 2 ;;
   esac
+}
+
+run_finished() {
+  local steps last
+  steps=$(sed -n 's/^  "steps": \([0-9]*\),$/\1/p' "$1/train_config.json" 2>/dev/null)
+  last=$(tail -n 1 "$1/train_log.jsonl" 2>/dev/null | sed -n 's/^{"step": \([0-9]*\),.*/\1/p')
+  [ -n "$steps" ] && [ "$last" = "$steps" ]
 }
