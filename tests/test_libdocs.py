@@ -249,18 +249,17 @@ def test_the_study_script_refuses_an_unknown_stage_before_doing_anything(
     assert swapped.returncode == 2 and "the first argument is the output folder" in swapped.stderr
 
 
+def study(tmp_path: Path, stage: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """study-3epochs.sh run on one stage into tmp_path/study, with `env` as its environment."""
+    args = ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), stage]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_the_second_study_says_where_the_curve_weights_are_missing(tmp_path):
     """Seed 0 of the second recipe is each model's learning-curve run: without its weights the
     script stops before any evaluation, naming the folder and the variable that points to it."""
     (tmp_path / "curves" / "metaembed-mmr-minilm").mkdir(parents=True)
-    out = subprocess.run(
-        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
-        cwd=ROOT,
-        env={**os.environ, "CURVES": str(tmp_path / "curves")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = study(tmp_path, "s0", {**os.environ, "CURVES": str(tmp_path / "curves")})
     assert out.returncode == 1, out.stderr
     assert "metaembed-mmr-minilm-s0: no trained weights in" in out.stderr and "CURVES" in out.stderr
     assert not (tmp_path / "study").exists()
@@ -273,14 +272,7 @@ def test_the_second_study_refuses_to_evaluate_a_curve_run_still_training(tmp_pat
     (run / "adapter").mkdir(parents=True)
     (run / "adapter" / "adapter_model.safetensors").write_bytes(b"")
     trained(run, steps=573, reached=505)
-    out = subprocess.run(
-        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
-        cwd=ROOT,
-        env={**os.environ, "CURVES": str(tmp_path / "curves")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = study(tmp_path, "s0", {**os.environ, "CURVES": str(tmp_path / "curves")})
     assert out.returncode == 1, out.stderr
     assert f"metaembed-mmr-minilm-s0: the training run in {run} has not finished" in out.stderr
     assert not (tmp_path / "study").exists()
@@ -294,14 +286,7 @@ def test_the_second_study_takes_metaembed_seed_0_from_the_chosen_levers_curve(
     unknown lever is refused before anything runs."""
     (tmp_path / "curves" / "metaembed-mmr-minilm" / "adapter").mkdir(parents=True)
     (tmp_path / "curves/metaembed-mmr-minilm/adapter/adapter_model.safetensors").write_bytes(b"")
-    out = subprocess.run(
-        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), "s0"],
-        cwd=ROOT,
-        env={**os.environ, "CURVES": str(tmp_path / "curves"), "LEVER": lever},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = study(tmp_path, "s0", {**os.environ, "CURVES": str(tmp_path / "curves"), "LEVER": lever})
     assert out.returncode == status, out.stderr
     if status == 1:
         assert f"no trained weights in {tmp_path}/curves/metaembed-mmr-minilm-{lever}" in out.stderr
@@ -434,14 +419,7 @@ def test_the_second_study_trains_what_each_stage_names(tmp_path, stage, lever, e
     fake.chmod(0o755)
     calls = tmp_path / "calls.txt"
     env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "LEVER": lever}
-    out = subprocess.run(
-        ["bash", "results/libdocs/study-3epochs.sh", str(tmp_path / "study"), stage],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = study(tmp_path, stage, env)
     assert out.returncode == 0, out.stderr
     lines = calls.read_text().splitlines()
     assert len(lines) == 2 * len(expected)
