@@ -512,3 +512,25 @@ def test_the_curves_train_each_lever_as_the_study_does(tmp_path, model, expected
     seed = trained("study-3epochs.sh", "mmr-s1", lever=model[10:])
     assert re.findall(LEVER_PARTS, seed) == expected and "--seed 1" in seed
     assert re.findall(LEVER_PARTS, trained("study-3epochs.sh", "mmr-s2")) == []
+
+
+def test_slot_spread_measures_agree_with_hand_computed_cases():
+    """The spread measures of results/libdocs/curves/slot_spread.py on cases worked by hand:
+    orthonormal slots (cosine 0, effective rank T) and one repeated direction (1 and 1)."""
+    import importlib.util
+
+    import torch
+
+    path = ROOT / "results" / "libdocs" / "curves" / "slot_spread.py"
+    spec = importlib.util.spec_from_file_location("slot_spread", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    orthonormal = torch.eye(4).unsqueeze(0)  # one item, 4 slots, D = 4
+    repeated = torch.tensor([[[0.6, 0.8]] * 3])
+    assert module.mean_offdiagonal_cosine(orthonormal) == pytest.approx(0.0)
+    assert module.mean_offdiagonal_cosine(repeated) == pytest.approx(1.0)
+    assert module.effective_rank(orthonormal) == pytest.approx(4.0)
+    assert module.effective_rank(repeated) == pytest.approx(1.0)
+    # two slots at 60 degrees and one orthogonal to both: cosines 0.5, 0, 0 -> mean 1/6
+    mixed = torch.tensor([[[1.0, 0.0, 0.0], [0.5, 0.75**0.5, 0.0], [0.0, 0.0, 1.0]]])
+    assert module.mean_offdiagonal_cosine(mixed) == pytest.approx(1 / 6)
