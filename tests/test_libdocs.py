@@ -430,6 +430,8 @@ def test_the_second_study_trains_what_each_stage_names(tmp_path, stage, lever, e
         assert lever_part in train and "--epochs 3" in train
         assert run.startswith(f"-m harness run --model {family} ") and "--tasks libdocs" in run
         assert "--normalize-scores" not in train or family == "metaembed"
+        # a MetaEmbed seed also seeds its random meta-token table (the model argument seed=)
+        assert (f",seed={seed[-1]}" in train) == (family == "metaembed")
 
 
 def _fake_python(tmp_path: Path) -> tuple[Path, Path]:

@@ -28,7 +28,10 @@
 # own-lr (--own-lr 1e-2), as in curves.sh; MetaEmbed's seed 0 is then that lever's curve run
 # and its other seeds (and nommr) train with it. Every stage resumes: training
 # continues from its last saved state (every 5 steps) and finished result files are skipped.
-# THREADS (default 1) sets torch's threads per process, so that two runs can share two cores.
+# A seed sets everything random in a run: the batch order and the adapter's start (--seed) and,
+# for MetaEmbed, the random meta-token table (the model argument seed=, the same number; the
+# curve runs, seed 0, used its default 0). THREADS (default 1) sets torch's threads per
+# process, so that two runs can share two cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/runs/libdocs-3epochs}
@@ -108,17 +111,17 @@ for stage in "${stages[@]}"; do
     s1 | s2 | mmr-s1 | mmr-s2 | single-s1 | single-s2)
       seed=${stage##*s}
       if [ "${stage#single}" = "$stage" ]; then
-        train metaembed metaembed-mmr-minilm "$seed" "$lever_arg" ${lever_flags[@]+"${lever_flags[@]}"}
+        train metaembed metaembed-mmr-minilm "$seed" ",seed=$seed$lever_arg" ${lever_flags[@]+"${lever_flags[@]}"}
       fi
       if [ "${stage#mmr}" = "$stage" ]; then
         train single-mean single-mean-ft-minilm "$seed" ""
       fi
       ;;
-    nommr) train metaembed metaembed-nommr-minilm 0 "$lever_arg" --objective nommr ${lever_flags[@]+"${lever_flags[@]}"} ;;
+    nommr) train metaembed metaembed-nommr-minilm 0 ",seed=0$lever_arg" --objective nommr ${lever_flags[@]+"${lever_flags[@]}"} ;;
     cls-1x1)
       for seed in 1 2; do
         train single-cls single-cls-ft-minilm "$seed" ""
-        train metaembed metaembed-1x1-minilm "$seed" ",query_tokens=1,candidate_tokens=1" --groups 1x1
+        train metaembed metaembed-1x1-minilm "$seed" ",seed=$seed,query_tokens=1,candidate_tokens=1" --groups 1x1
       done
       ;;
   esac
