@@ -132,8 +132,10 @@ def test_a_partial_study_compares_the_seeds_run_so_far(tmp_path):
 
     with pytest.raises(UsageError, match="no per-query scores for a-s1"):
         run_claims(tmp_path / "c.toml", records)
-    tests = run_claims(tmp_path / "c.toml", records, partial=True)
+    left_out: list[str] = []
+    tests = run_claims(tmp_path / "c.toml", records, partial=True, left_out=left_out)
     assert [t.label for t in tests] == ["a @ 1x1 > b @ 1x1", "z @ 4x8 > z @ 1x1"]  # c: no run
+    assert left_out == ["x: c @ 1x1 > b @ 1x1 on t"]
     assert tests[0].verdict == "suggestive (one seed)" and len(tests[0].per_seed) == 1
     assert tests[1].verdict == "holds"  # untrained: nothing to vary
 

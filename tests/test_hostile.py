@@ -623,3 +623,23 @@ def test_a_limit_that_cut_nothing_extends_like_a_full_run(tmp_path):
 def test_a_cascade_shallower_than_the_main_metric_is_said_once(tmp_path):
     result = cli(*RUN, "--budgets", "1x1>16x64@1", *base_args(tmp_path))
     assert result.returncode == 0 and "returns 1 candidates per query, fewer" in result.stderr
+
+
+def test_an_interim_claims_reading_names_what_it_leaves_out(tmp_path):
+    """`report claims --partial` tests what has run and says which comparisons it left out, on
+    stderr and under the Markdown table, so an interim file is not read as the whole study."""
+    assert cli(*RUN, "--budgets", "1x1,4x8", *base_args(tmp_path)).returncode == 0
+    path = tmp_path / "claims.toml"
+    path.write_text(
+        'tasks = ["toy-corpus"]\n[systems]\nhash = "test-hash"\nlater = ["later-s0"]\n'
+        '[[claims]]\nid = "a"\ncomparisons = [["hash @ 4x8", "hash @ 1x1"]]\n'
+        '[[claims]]\nid = "b"\ncomparisons = [["later @ 1x1", "hash @ 1x1"]]\n'
+    )
+    out = tmp_path / "claims.md"
+    args = ("report", "claims", str(path), "--results", str(tmp_path / "out"), "--partial")
+    result = cli(*args, "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    note = "left out, no seed run yet: b: later @ 1x1 > hash @ 1x1 on toy-corpus"
+    assert note in result.stderr
+    text = out.read_text()
+    assert "| a | hash @ 4x8 > hash @ 1x1 | toy-corpus |" in text and text.rstrip().endswith(note)

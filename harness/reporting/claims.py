@@ -230,11 +230,15 @@ def read_claims_file(path: str | Path) -> dict[str, Any]:
 
 
 def run_claims(
-    path: str | Path, records: list[dict[str, Any]], partial: bool = False
+    path: str | Path,
+    records: list[dict[str, Any]],
+    partial: bool = False,
+    left_out: list[str] | None = None,
 ) -> list[Test]:
     """Every comparison of the claim file on every task. With `partial` (a study still
     running), systems are compared on the seeds already run, comparisons with no run yet are
-    left out, and the Holm correction covers the tests made so far."""
+    left out (named in `left_out`, when given, as "claim: comparison on task"), and the Holm
+    correction covers the tests made so far."""
     spec = read_claims_file(path)
     systems: dict[str, list[str]] = {
         k: [v] if isinstance(v, str) else list(v) for k, v in spec.get("systems", {}).items()
@@ -259,8 +263,10 @@ def run_claims(
                         f"({comparison[0]} - {comparison[1]}) > ({comparison[2]} - {comparison[3]})"
                     )
                 queries = sorted(set.intersection(*(set(g) for g in gaps.values()))) if gaps else []
-                if not queries:
-                    continue  # not run yet (partial)
+                if not queries:  # not run yet (partial)
+                    if left_out is not None:
+                        left_out.append(f"{claim['id']}: {label} on {task}")
+                    continue
                 # Per query, the gap averaged over the paired seeds; tested over queries.
                 gap = {q: float(np.mean([g[q] for g in gaps.values()])) for q in queries}
                 result = paired(gap, dict.fromkeys(gap, 0.0))
