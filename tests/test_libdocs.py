@@ -278,6 +278,30 @@ def test_the_second_study_refuses_to_evaluate_a_curve_run_still_training(tmp_pat
     assert not (tmp_path / "study").exists()
 
 
+def test_the_second_study_keeps_seed_0_results_whose_weights_are_gone(tmp_path):
+    """A seed-0 model with both result files is not evaluated again, and its curve weights need
+    not be on the machine: only the model still missing results is evaluated."""
+    for name in ("metaembed-mmr-minilm", "single-mean-ft-minilm", "single-cls-ft-minilm"):
+        folder = tmp_path / "study" / "seed0" / f"{name}-s0"
+        folder.mkdir(parents=True)
+        for task in ("libdocs-corpus", "libdocs-lists"):
+            (folder / f"{task}.json").write_text("{}")
+    one_slot = _finished_run(tmp_path / "curves" / "metaembed-1x1-minilm")
+    fake, calls = _fake_python(tmp_path)
+    env = {
+        **os.environ,
+        "CURVES": str(tmp_path / "curves"),
+        "PYTHON": str(fake),
+        "CALLS": str(calls),
+    }
+    out = study(tmp_path, "s0", env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("evaluated already, skipped") == 3
+    (line,) = calls.read_text().splitlines()
+    assert line.startswith("-m harness run --model metaembed ")
+    assert f"checkpoint={one_slot}," in line and "name=metaembed-1x1-minilm-s0" in line
+
+
 @pytest.mark.parametrize("lever, status", [("norm", 1), ("fixed-slots", 1), ("temperature", 2)])
 def test_the_second_study_takes_metaembed_seed_0_from_the_chosen_levers_curve(
     tmp_path, lever, status

@@ -58,9 +58,19 @@ recipe=(--data libdocs --epochs 3 --batch-size 16 --warmup 20 --schedule constan
         --save-every 5 --no-progress)
 tasks=(--tasks libdocs --no-progress)
 
+# evaluated NAME SEED: whether both libdocs test tasks' result files of NAME-sSEED are there
+evaluated() {
+  [ -f "$out/seed$2/$1-s$2/libdocs-corpus.json" ] && [ -f "$out/seed$2/$1-s$2/libdocs-lists.json" ]
+}
+
 # evaluate FAMILY CHECKPOINT NAME SEED: the libdocs test tasks, result files named NAME-sSEED
 evaluate() {
   local family=$1 ckpt=$2 name=$3 seed=$4
+  # finished result files stand: their weights need not be on this machine any more
+  if evaluated "$name" "$seed"; then
+    echo "$name-s$seed: evaluated already, skipped"
+    return
+  fi
   if [ ! -f "$ckpt/adapter/adapter_model.safetensors" ]; then
     echo "$name-s$seed: no trained weights in $ckpt (set CURVES to the folder of the curve runs)" >&2
     exit 1
@@ -78,7 +88,7 @@ train() {
   local family=$1 name=$2 seed=$3 args=$4
   shift 4
   local ckpt=$out/checkpoints/$name-s$seed
-  if [ -f "$out/seed$seed/$name-s$seed/libdocs-corpus.json" ] && [ -f "$out/seed$seed/$name-s$seed/libdocs-lists.json" ]; then
+  if evaluated "$name" "$seed"; then
     echo "$name-s$seed: trained and evaluated already, skipped"
     return
   fi
