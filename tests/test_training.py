@@ -682,3 +682,8 @@ def test_eval_every_writes_dev_scores_at_the_right_steps_and_resumes_without_rep
     assert {b["label"]: b["main_score"] for b in stored["budgets"]} == rows[-1]["scores"]
     # step 0 is the untrained model, and training moved the score
     assert rows[0]["scores"] != rows[-1]["scores"]
+    # starting over (a lost state, or --no-resume) drops the earlier run's dev scores: the
+    # new run evaluates step 0 again and keeps nothing of the old curve
+    train(config(run_steps=1, resume=False))
+    assert [r["step"] for r in dev_eval.read_scores(tmp_path / "ckpt")] == [0]
+    assert sorted(p.name for p in (tmp_path / "ckpt" / "dev").iterdir()) == ["step-000000"]

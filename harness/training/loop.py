@@ -557,7 +557,8 @@ def _set_up(config: TrainConfig) -> _Job:
 
 def _resume(config: TrainConfig, output: Path, job: _Job) -> int:
     """The step to start from: a saved state's (recovered first if a kill left it mid-swap,
-    log rows after it dropped), else 0 with a fresh log; writes train_config.json."""
+    log rows after it dropped), else 0 with a fresh log and no dev scores; writes
+    train_config.json."""
     state_dir, rank = output / STATE_DIR, job.dist.rank
     start = 0
     if config.resume and rank == 0:
@@ -569,8 +570,11 @@ def _resume(config: TrainConfig, output: Path, job: _Job) -> int:
         log.info("resumed from step %d in %s", start, state_dir)
         if rank == 0:
             _truncate_log(output, start)
-    elif (output / LOG_FILE).exists() and rank == 0:
-        (output / LOG_FILE).unlink()
+    elif rank == 0:
+        # starting over: the earlier run's log and dev evaluations are not this run's
+        for name in (LOG_FILE, dev_eval.DEV_SCORES, dev_eval.DEV_CURVE):
+            (output / name).unlink(missing_ok=True)
+        shutil.rmtree(output / dev_eval.DEV_DIR, ignore_errors=True)
     if rank == 0:
         (output / "train_config.json").write_text(
             json.dumps(asdict(config), indent=2, default=str) + "\n"
