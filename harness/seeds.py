@@ -1,7 +1,8 @@
 """A model trained with several seeds, read as one model (`report ... --seeds mean`).
 
 Result files of the same training recipe run with different seeds (`NAME-s0`, `NAME-s1`, ...
-whose `model.training` settings differ only in `seed` and `output`) become one record named
+whose `model.training` settings differ only in `seed`, `output` and how the run was watched or
+saved, e.g. `eval_every`) become one record named
 `NAME (N seeds)`: each budget's main score and metrics are the mean over the seeds that have
 that budget on that task, per-query scores the mean per query, and the row keeps the seeds'
 own scores (`seed_scores`) and their spread (`seed_sd`, the sample standard deviation) so
@@ -11,19 +12,47 @@ tables can show it. Records that match no other seed pass through as they are.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import statistics
 from typing import Any
 
 SEED_SUFFIX = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
-# training settings that tell seeds apart without making them another recipe
+# training settings that tell seeds apart, or say how a run was watched, saved, interrupted or
+# placed, without making it another recipe (a curve run evaluated on dev every N steps is the
+# same recipe as a run that was not)
 _PER_SEED = {"seed", "output"}
+_BOOKKEEPING = {
+    "eval_every",
+    "eval_tasks",
+    "eval_budgets",
+    "save_every",
+    "run_steps",
+    "resume",
+    "progress",
+    "device",
+}
+
+
+def _defaults() -> dict[str, Any]:
+    """Training settings' defaults: a record without one, or with None for it (written before
+    the setting existed or had a value of its own), ran with the default."""
+    from harness.config import TrainConfig
+
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(TrainConfig)
+        if f.default is not dataclasses.MISSING and f.default is not None
+    }
 
 
 def _recipe(record: dict[str, Any]) -> str:
-    training = dict(record["model"].get("training") or {})
-    for key in _PER_SEED:
+    stored = record["model"].get("training") or {}
+    training = {key: value for key, value in stored.items() if value is not None}
+    if training:
+        training = {**_defaults(), **training}
+    for key in _PER_SEED | _BOOKKEEPING:
         training.pop(key, None)
     args = dict(training.get("model_args") or {})
     args.pop("name", None)

@@ -349,7 +349,7 @@ def test_seeds_read_as_one_model_by_hand():
     from harness.reporting.report import leaderboard
     from harness.seeds import merge_seeds
 
-    def rec(name, seed, scores, per_query, training_seed=None, lr=2e-4):
+    def rec(name, seed, scores, per_query, training_seed=None, lr=2e-4, **settings):
         return {
             "model": {
                 "name": name,
@@ -357,7 +357,8 @@ def test_seeds_read_as_one_model_by_hand():
                 "backbone": "minilm",
                 "n_params": 1000,
                 "training": {"seed": seed if training_seed is None else training_seed, "lr": lr,
-                             "output": f"ckpt/{name}", "model_args": {"name": name}},
+                             "output": f"ckpt/{name}", "model_args": {"name": name},
+                             "normalize_scores": False, **settings},
             },
             "task": {"name": "t"},
             "config": {},
@@ -372,15 +373,28 @@ def test_seeds_read_as_one_model_by_hand():
 
     records = [
         rec("me-s0", 0, {"1x1": 0.40, "16x64": 0.50}, [{"a": 0.4}, {"a": 0.5}]),
-        rec("me-s1", 1, {"1x1": 0.44, "16x64": 0.56}, [{"a": 0.6}, {"a": 0.7}]),
+        # a curve run: evaluated on dev while training, written before --normalize-scores
+        # existed (None: its default, off); the same recipe as the seeds trained without both
+        rec(
+            "me-s1",
+            1,
+            {"1x1": 0.44, "16x64": 0.56},
+            [{"a": 0.6}, {"a": 0.7}],
+            eval_every=25,
+            save_every=5,
+            normalize_scores=None,
+        ),
         rec("me-s2", 2, {"1x1": 0.42}, [{"a": 0.5}]),  # no 16x64 row: that budget has two seeds
         rec("other-s0", 0, {"1x1": 0.30}, [{"a": 0.3}], lr=1e-3),  # one seed: unchanged
         rec("mixed-s0", 0, {"1x1": 0.2}, [{"a": 0.2}]),
         rec("mixed-s1", 1, {"1x1": 0.4}, [{"a": 0.4}], lr=1e-3),  # another recipe: not merged
+        rec("norm-s0", 0, {"1x1": 0.2}, [{"a": 0.2}]),
+        rec("norm-s1", 1, {"1x1": 0.4}, [{"a": 0.4}], normalize_scores=True),  # nor this one
     ]
+    del records[2]["model"]["training"]["normalize_scores"]  # me-s2: older than the setting
     merged = merge_seeds(records)
     names = [r["model"]["name"] for r in merged]
-    assert names == ["me (3 seeds)", "other-s0", "mixed-s0", "mixed-s1"]
+    assert names == ["me (3 seeds)", "other-s0", "mixed-s0", "mixed-s1", "norm-s0", "norm-s1"]
     me = merged[0]
     assert me["model"]["seeds"] == ["me-s0", "me-s1", "me-s2"]
     (row,) = me["budgets"]  # only the budget every seed has
