@@ -643,3 +643,4 @@ def test_an_interim_claims_reading_names_what_it_leaves_out(tmp_path):
     assert note in result.stderr
     text = out.read_text()
     assert "| a | hash @ 4x8 > hash @ 1x1 | toy-corpus |" in text and text.rstrip().endswith(note)
+    assert text.startswith("Read with `--partial`: each comparison uses the seeds run so far")

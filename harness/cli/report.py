@@ -293,6 +293,12 @@ def _claims(args: argparse.Namespace, records: list[dict[str, Any]]) -> int:
     left_out: list[str] = []
     tests = run_claims(args.spec, records, partial=args.partial, left_out=left_out)
     text = render(*claim_rows(tests, args.format), args.format)
+    if args.partial and args.format == "md":
+        text = (
+            "Read with `--partial`: each comparison uses the seeds run so far (one difference per"
+            " seed in the per-seed column), and Holm's correction runs over the comparisons"
+            " made.\n\n" + text
+        )
     if left_out:
         # an interim reading must say what it does not yet test
         note = "left out, no seed run yet: " + "; ".join(left_out)
