@@ -19,7 +19,7 @@ import statistics
 from typing import Any
 
 SEED_SUFFIX = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
-# training settings that tell seeds apart, or say how a run was watched, saved, interrupted or
+# training settings (and the model argument `seed`) that tell seeds apart, or say how a run was watched, saved, interrupted or
 # placed, without making it another recipe (a curve run evaluated on dev every N steps is the
 # same recipe as a run that was not)
 _PER_SEED = {"seed", "output"}
@@ -56,6 +56,7 @@ def _recipe(record: dict[str, Any]) -> str:
         training.pop(key, None)
     args = dict(training.get("model_args") or {})
     args.pop("name", None)
+    args.pop("seed", None)  # a model's own seed (MetaEmbed's meta-token table) is the run's seed
     training["model_args"] = args
     model_args = {
         k: v

@@ -392,6 +392,7 @@ def test_seeds_read_as_one_model_by_hand():
         rec("norm-s1", 1, {"1x1": 0.4}, [{"a": 0.4}], normalize_scores=True),  # nor this one
     ]
     del records[2]["model"]["training"]["normalize_scores"]  # me-s2: older than the setting
+    records[1]["model"]["training"]["model_args"]["seed"] = 1  # its own meta-token table
     merged = merge_seeds(records)
     names = [r["model"]["name"] for r in merged]
     assert names == ["me (3 seeds)", "other-s0", "mixed-s0", "mixed-s1", "norm-s0", "norm-s1"]
