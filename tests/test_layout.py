@@ -73,6 +73,8 @@ def test_only_the_cli_and_the_run_and_train_entry_points_read_the_cli_settings()
         "harness.evaluation",
         "harness.pipeline.context",
         "harness.pipeline.plan",
+        # reads a result's training settings, where a setting older runs lack is its default
+        "harness.seeds",
         "harness.training.loop",
     }, readers
     for package in ("tasks", "baselines"):
