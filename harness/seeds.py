@@ -1,8 +1,8 @@
 """A model trained with several seeds, read as one model (`report ... --seeds mean`).
 
 Result files of the same training recipe run with different seeds (`NAME-s0`, `NAME-s1`, ...
-whose `model.training` settings differ only in `seed`, `output` and how the run was watched or
-saved, e.g. `eval_every`) become one record named
+whose `model.training` settings differ only in `seed` (and a model's own `seed=`), `output`
+and how the run was watched or saved, e.g. `eval_every`) become one record named
 `NAME (N seeds)`: each budget's main score and metrics are the mean over the seeds that have
 that budget on that task, per-query scores the mean per query, and the row keeps the seeds'
 own scores (`seed_scores`) and their spread (`seed_sd`, the sample standard deviation) so
@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import re
 import statistics
 from typing import Any
 
 SEED_SUFFIX = re.compile(r"^(?P<stem>.+)-s(?P<seed>\d+)$")
-# training settings (and the model argument `seed`) that tell seeds apart, or say how a run was watched, saved, interrupted or
-# placed, without making it another recipe (a curve run evaluated on dev every N steps is the
-# same recipe as a run that was not)
+# training settings (and the model argument `seed`) that tell seeds apart, or say how a run
+# was watched, saved, interrupted or placed, without making it another recipe (a curve run
+# evaluated on dev every N steps is the same recipe as a run that was not)
 _PER_SEED = {"seed", "output"}
 _BOOKKEEPING = {
     "eval_every",
@@ -35,6 +36,7 @@ _BOOKKEEPING = {
 }
 
 
+@functools.cache
 def _defaults() -> dict[str, Any]:
     """Training settings' defaults: a record without one, or with None for it (written before
     the setting existed or had a value of its own), ran with the default."""

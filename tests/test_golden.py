@@ -1,7 +1,8 @@
 """Golden results: runs on the test fixtures (every evaluation path: nested, non-nested, reduced
 budgets, shared corpora with language groups and the ViDoRe QA rule, candidate lists, TREC run
 files) must write exactly the committed files under tests/data/golden, timings and machine
-details aside (TREC scores to their last written digit). A change to the pipeline that changes any result fails here.
+details aside (TREC scores to their last written digit). A change to the pipeline that changes
+any result fails here.
 
 Regenerate (only for an intended change of results): HARNESS_UPDATE_GOLDEN=1 pytest tests/test_golden.py
 """
